@@ -1,0 +1,45 @@
+package track
+
+import (
+	"encoding/json"
+	"strings"
+)
+
+// ErrorBody is the Track API's error body: {"meta":{"error":"..."}} or
+// {"meta":{"errors":["..."]}}.
+type ErrorBody struct {
+	Meta struct {
+		Error  string   `json:"error,omitempty"`
+		Errors []string `json:"errors,omitempty"`
+	} `json:"meta"`
+}
+
+// ErrorMessage extracts the message of a Track API error body, joining
+// meta.errors with "; ". It returns "" when body is not of that shape.
+func ErrorMessage(body []byte) string {
+	var eb ErrorBody
+	if len(body) == 0 || json.Unmarshal(body, &eb) != nil {
+		return ""
+	}
+	if eb.Meta.Error != "" {
+		return eb.Meta.Error
+	}
+	return strings.Join(eb.Meta.Errors, "; ")
+}
+
+// NewErrorBody returns the JSON error body the Track API answers with.
+func NewErrorBody(msgs ...string) []byte {
+	var eb ErrorBody
+	if len(msgs) == 1 {
+		eb.Meta.Error = msgs[0]
+	} else {
+		eb.Meta.Errors = msgs
+	}
+	b, _ := json.Marshal(eb)
+	return b
+}
+
+// BatchResponse is the body of a v2 batch answer with per-op errors.
+type BatchResponse struct {
+	Errors []ItemError `json:"errors,omitempty"`
+}
