@@ -1,0 +1,125 @@
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metric names. docs/metrics.md documents each one.
+const (
+	NameOps              = "cioq_ops_total"
+	NameRequests         = "cioq_requests_total"
+	NameRequestDuration  = "cioq_request_duration_seconds"
+	NameBatchSize        = "cioq_batch_ops"
+	NameBatchBytes       = "cioq_batch_bytes"
+	NameLimiterDelays    = "cioq_limiter_delays_total"
+	NameCoolDowns        = "cioq_rate_limit_cooldowns_total"
+	NameBreakerState     = "cioq_breaker_state"
+	NameDedupeSkips      = "cioq_dedupe_skips_total"
+	NameTombstoneDrops   = "cioq_tombstone_drops_total"
+	NameDeadLetters      = "cioq_dead_letters_total"
+	NameDeadLetterDepth  = "cioq_dead_letter_depth"
+	NameWorkspacePaused  = "cioq_workspace_unauthorized"
+	NameInFlightOps      = "cioq_inflight_ops"
+	NameEndToEndLatency  = "cioq_delivery_latency_seconds"
+	NameQueueDepth       = "cioq_queue_depth"
+	NameQueueLatency     = "cioq_queue_latency_seconds"
+	NameEnqueued         = "cioq_producer_enqueued_total"
+	NameEnqueueDuration  = "cioq_producer_enqueue_duration_seconds"
+	NameDesiredReplicas  = "cioq_desired_replicas"
+	NameDeferred         = "cioq_deferred_total"
+	NameUnknownWorkspace = "cioq_unknown_workspace_total"
+)
+
+// Outcome label values of cioq_ops_total.
+const (
+	OutcomeDelivered  = "delivered"   // accepted by Customer.io
+	OutcomeSkipped    = "skipped"     // a done-marker existed: already delivered
+	OutcomeDropped    = "dropped"     // older than a delete/suppress for the same person
+	OutcomeDeadLetter = "dead_letter" // rejected permanently, kept in the dead-letter store
+	OutcomeRetry      = "retry"       // failed, will be retried (counts against the retry budget)
+	OutcomeDeferred   = "deferred"    // sent back without a failure (rate limit, breaker, claim, pause)
+)
+
+// Worker holds the worker's metrics.
+type Worker struct {
+	Ops             *prometheus.CounterVec   // workspace, action, outcome
+	Requests        *prometheus.CounterVec   // workspace, status ("200", "429", "error" for transport)
+	RequestDuration *prometheus.HistogramVec // workspace
+	BatchSize       *prometheus.HistogramVec // workspace, lane
+	BatchBytes      *prometheus.HistogramVec // workspace
+	LimiterDelays   *prometheus.CounterVec   // workspace, lane
+	CoolDowns       *prometheus.CounterVec   // workspace
+	BreakerState    *prometheus.GaugeVec     // workspace (0 closed, 1 half-open, 2 open)
+	DedupeSkips     *prometheus.CounterVec   // workspace
+	TombstoneDrops  *prometheus.CounterVec   // workspace
+	DeadLetters     *prometheus.CounterVec   // workspace, reason class
+	Unauthorized    *prometheus.GaugeVec     // workspace (1 while paused for 401/403)
+	InFlight        *prometheus.GaugeVec     // workspace
+	Deferred        *prometheus.CounterVec   // workspace, reason
+	Latency         *prometheus.HistogramVec // workspace, lane: enqueue → accepted
+	Unknown         prometheus.Counter
+}
+
+// NewWorker creates the worker metrics and registers them on reg (nil: not
+// registered, still usable).
+func NewWorker(reg prometheus.Registerer) *Worker {
+	m := &Worker{
+		Ops: prometheus.NewCounterVec(prometheus.CounterOpts{Name: NameOps,
+			Help: "Operations handled by the worker, by workspace, action and outcome."},
+			[]string{"workspace", "action", "outcome"}),
+		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: NameRequests,
+			Help: "HTTP requests to the Track API, by workspace and status (\"error\" when no answer)."},
+			[]string{"workspace", "status"}),
+		RequestDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: NameRequestDuration,
+			Help:    "Duration of Track API requests.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}},
+			[]string{"workspace"}),
+		BatchSize: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: NameBatchSize,
+			Help:    "Operations per v2 batch request.",
+			Buckets: []float64{1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2000}},
+			[]string{"workspace", "lane"}),
+		BatchBytes: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: NameBatchBytes,
+			Help:    "Body size of v2 batch requests in bytes.",
+			Buckets: prometheus.ExponentialBuckets(512, 2, 11)},
+			[]string{"workspace"}),
+		LimiterDelays: prometheus.NewCounterVec(prometheus.CounterOpts{Name: NameLimiterDelays,
+			Help: "Batches whose ops were sent back because no rate token came in time."},
+			[]string{"workspace", "lane"}),
+		CoolDowns: prometheus.NewCounterVec(prometheus.CounterOpts{Name: NameCoolDowns,
+			Help: "429 answers that set a shared cool-down."},
+			[]string{"workspace"}),
+		BreakerState: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: NameBreakerState,
+			Help: "Circuit breaker state per workspace: 0 closed, 1 half-open, 2 open."},
+			[]string{"workspace"}),
+		DedupeSkips: prometheus.NewCounterVec(prometheus.CounterOpts{Name: NameDedupeSkips,
+			Help: "Operations skipped because a done-marker showed them delivered."},
+			[]string{"workspace"}),
+		TombstoneDrops: prometheus.NewCounterVec(prometheus.CounterOpts{Name: NameTombstoneDrops,
+			Help: "Operations dropped because a newer delete/suppress exists for the person."},
+			[]string{"workspace"}),
+		DeadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{Name: NameDeadLetters,
+			Help: "Operations dead-lettered, by workspace and reason class."},
+			[]string{"workspace", "reason"}),
+		Unauthorized: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: NameWorkspacePaused,
+			Help: "1 while a workspace is paused because Customer.io answered 401/403."},
+			[]string{"workspace"}),
+		InFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: NameInFlightOps,
+			Help: "Operations held by this worker's batchers (waiting or being sent)."},
+			[]string{"workspace"}),
+		Deferred: prometheus.NewCounterVec(prometheus.CounterOpts{Name: NameDeferred,
+			Help: "Operations sent back to the queue without counting a failure, by reason."},
+			[]string{"workspace", "reason"}),
+		Latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: NameEndToEndLatency,
+			Help:    "Time from enqueue to acceptance by Customer.io.",
+			Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 3600}},
+			[]string{"workspace", "lane"}),
+		Unknown: prometheus.NewCounter(prometheus.CounterOpts{Name: NameUnknownWorkspace,
+			Help: "Tasks naming a workspace this worker is not configured for."}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.Ops, m.Requests, m.RequestDuration, m.BatchSize, m.BatchBytes,
+			m.LimiterDelays, m.CoolDowns, m.BreakerState, m.DedupeSkips, m.TombstoneDrops,
+			m.DeadLetters, m.Unauthorized, m.InFlight, m.Deferred, m.Latency, m.Unknown)
+	}
+	return m
+}
