@@ -146,8 +146,11 @@ type Op struct {
 	// Primary and Secondary are set for merge only.
 	Primary   *Identifiers `json:"primary,omitempty"`
 	Secondary *Identifiers `json:"secondary,omitempty"`
-	// Relationships are set for add_relationships / delete_relationships.
-	Relationships []json.RawMessage `json:"relationships,omitempty"`
+	// Relationships are set for add_relationships / delete_relationships:
+	// each a JSON object such as
+	// {"identifiers":{"object_type_id":"1","object_id":"acme"}}. The Track
+	// API names the field cio_relationships.
+	Relationships []json.RawMessage `json:"cio_relationships,omitempty"`
 }
 
 // Person returns the identifiers of the person the op is about (for merge,
