@@ -1,0 +1,79 @@
+package breaker
+
+import (
+	"time"
+
+	"github.com/sony/gobreaker/v2"
+)
+
+// Status is a workspace breaker's state for health endpoints and metrics.
+type Status struct {
+	// State is "CLOSED", "OPEN" or "HALF_OPEN". A shared opening by another
+	// replica (as last read) shows as "OPEN".
+	State string
+	// FailureCount is the number of consecutive counted failures (those that
+	// opened the breaker while it is open).
+	FailureCount int
+	// LastFailure is when the last counted failure happened; nil when none.
+	LastFailure *time.Time
+	// OpenUntil is when an open breaker lets probes through; zero unless
+	// State is "OPEN".
+	OpenUntil time.Time
+}
+
+func stateName(s gobreaker.State) string {
+	switch s {
+	case gobreaker.StateOpen:
+		return "OPEN"
+	case gobreaker.StateHalfOpen:
+		return "HALF_OPEN"
+	default:
+		return "CLOSED"
+	}
+}
+
+// Status returns workspace's status without a Redis round trip. A workspace
+// the Set has not seen is "CLOSED".
+func (s *Set) Status(workspace string) Status {
+	s.mu.Lock()
+	e, ok := s.entries[workspace]
+	s.mu.Unlock()
+	if !ok {
+		return Status{State: stateName(gobreaker.StateClosed)}
+	}
+	return s.status(e)
+}
+
+// Statuses returns the status of every workspace the Set has seen.
+func (s *Set) Statuses() map[string]Status {
+	s.mu.Lock()
+	entries := make([]*entry, 0, len(s.entries))
+	for _, e := range s.entries {
+		entries = append(entries, e)
+	}
+	s.mu.Unlock()
+	out := make(map[string]Status, len(entries))
+	for _, e := range entries {
+		out[e.ws] = s.status(e)
+	}
+	return out
+}
+
+func (s *Set) status(e *entry) Status {
+	state := e.cb.State() // may move open to half-open: call before e.mu
+	now := s.cfg.Now()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	st := Status{State: stateName(state), FailureCount: e.failures}
+	if !e.lastFailure.IsZero() {
+		t := e.lastFailure
+		st.LastFailure = &t
+	}
+	switch {
+	case state == gobreaker.StateOpen:
+		st.OpenUntil = e.openUntil
+	case e.sharedUntil.After(now) && e.sharedUntil.UnixMilli() != e.openUntil.UnixMilli():
+		st.State, st.OpenUntil = stateName(gobreaker.StateOpen), e.sharedUntil
+	}
+	return st
+}
