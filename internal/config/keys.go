@@ -1,0 +1,125 @@
+package config
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// key is one scalar setting: its YAML path (also its viper key), the env vars
+// that set it (the first one set wins) and its flag. Every key is bound
+// explicitly: viper's AutomaticEnv alone ignores keys it was not told about.
+type key struct {
+	path string
+	envs []string
+	flag string
+	def  any // string, int, uint32, float64 or time.Duration: also the type
+	// zeroOK: an explicit zero is a valid value, not a mistake.
+	zeroOK bool
+}
+
+// keys lists every scalar setting outside the workspaces list.
+func keys() []key {
+	return []key{
+		{path: "redis.url", envs: []string{"CIOQ_REDIS_URL", "REDIS_URL", "REDIS_ADDR"}, flag: "redis", def: DefaultRedisURL},
+		{path: "key_prefix", envs: []string{"CIOQ_KEY_PREFIX"}, def: DefaultKeyPrefix},
+		{path: "http_addr", envs: []string{"CIOQ_HTTP_ADDR"}, flag: "addr", def: DefaultHTTPAddr},
+
+		{path: "worker.concurrency", envs: []string{"CIOQ_WORKER_CONCURRENCY"}, def: DefaultWorkerConcurrency},
+		{path: "worker.default_servers", envs: []string{"CIOQ_WORKER_DEFAULT_SERVERS"}, def: DefaultWorkerServers},
+		{path: "worker.critical_concurrency", envs: []string{"CIOQ_WORKER_CRITICAL_CONCURRENCY"}, def: DefaultCriticalConcurrency},
+		{path: "worker.max_retry", envs: []string{"CIOQ_WORKER_MAX_RETRY"}, def: DefaultMaxRetry},
+		{path: "worker.retry_base", envs: []string{"CIOQ_WORKER_RETRY_BASE"}, def: DefaultRetryBase},
+		{path: "worker.retry_cap", envs: []string{"CIOQ_WORKER_RETRY_CAP"}, def: DefaultRetryCap},
+		{path: "worker.shutdown_timeout", envs: []string{"CIOQ_WORKER_SHUTDOWN_TIMEOUT"}, def: DefaultShutdownTimeout},
+		{path: "worker.request_timeout", envs: []string{"CIOQ_WORKER_REQUEST_TIMEOUT"}, def: DefaultRequestTimeout},
+
+		{path: "batch.max_ops", envs: []string{"CIOQ_BATCH_MAX_OPS"}, def: DefaultBatchMaxOps},
+		{path: "batch.max_bytes", envs: []string{"CIOQ_BATCH_MAX_BYTES"}, def: DefaultBatchMaxBytes},
+		{path: "batch.max_wait", envs: []string{"CIOQ_BATCH_MAX_WAIT"}, def: DefaultBatchMaxWait},
+
+		{path: "idempotency.done_ttl", envs: []string{"CIOQ_IDEMPOTENCY_DONE_TTL"}, def: DefaultDoneTTL},
+		{path: "idempotency.claim_ttl", envs: []string{"CIOQ_IDEMPOTENCY_CLAIM_TTL"}, def: DefaultClaimTTL},
+		{path: "idempotency.tombstone_ttl", envs: []string{"CIOQ_IDEMPOTENCY_TOMBSTONE_TTL"}, def: DefaultTombstoneTTL},
+
+		{path: "breaker.failures", envs: []string{"CIOQ_BREAKER_FAILURES"}, def: DefaultBreakerFailures},
+		{path: "breaker.successes", envs: []string{"CIOQ_BREAKER_SUCCESSES"}, def: DefaultBreakerSuccesses},
+		{path: "breaker.open_timeout", envs: []string{"CIOQ_BREAKER_OPEN_TIMEOUT"}, def: DefaultBreakerOpenTimeout},
+
+		{path: "dlq.max_entries", envs: []string{"CIOQ_DLQ_MAX_ENTRIES"}, def: DefaultDLQMaxEntries},
+
+		{path: "log.level", envs: []string{"CIOQ_LOG_LEVEL"}, flag: "log-level", def: DefaultLogLevel},
+		{path: "log.format", envs: []string{"CIOQ_LOG_FORMAT"}, flag: "log-format", def: DefaultLogFormat},
+	}
+}
+
+// Env vars of the workspace built from the environment (when the file lists
+// no workspaces). The CUSTOMERIO_* names are the seed services' own.
+const (
+	// EnvSiteID sets Workspace.SiteID.
+	EnvSiteID = "CUSTOMERIO_SITE_ID"
+	// EnvAPIKey sets Workspace.APIKey.
+	EnvAPIKey = "CUSTOMERIO_TRACK_API_KEY"
+	// EnvRegion sets Workspace.Region (us|eu).
+	EnvRegion = "CUSTOMERIO_REGION"
+	// EnvTrackURL sets Workspace.TrackURL.
+	EnvTrackURL = "CUSTOMERIO_TRACK_URL"
+	// EnvRateLimit sets Workspace.RateLimit (requests/s).
+	EnvRateLimit = "CIOQ_RATE_LIMIT"
+	// EnvRateBurst sets Workspace.RateBurst.
+	EnvRateBurst = "CIOQ_RATE_BURST"
+	// EnvCriticalShare sets Workspace.CriticalShare.
+	EnvCriticalShare = "CIOQ_CRITICAL_SHARE"
+	// EnvConfigFile names the YAML config file when --config is not given.
+	EnvConfigFile = "CIOQ_CONFIG"
+)
+
+// parseAs parses s as the type of def.
+func parseAs(def any, s string) (any, error) {
+	s = strings.TrimSpace(s)
+	switch def.(type) {
+	case string:
+		return s, nil
+	case int:
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			return nil, fmt.Errorf("want a whole number")
+		}
+		return n, nil
+	case uint32:
+		n, err := strconv.ParseUint(s, 10, 32)
+		if err != nil {
+			return nil, fmt.Errorf("want a whole number >= 0")
+		}
+		return uint32(n), nil
+	case float64:
+		f, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return nil, fmt.Errorf("want a number")
+		}
+		return f, nil
+	case time.Duration:
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return nil, fmt.Errorf("want a duration with a unit, like 500ms, 30s or 24h")
+		}
+		return d, nil
+	}
+	return nil, fmt.Errorf("config: no parser for %T", def)
+}
+
+// isNonPositive reports whether a parsed number is zero or less.
+func isNonPositive(v any) bool {
+	switch n := v.(type) {
+	case int:
+		return n <= 0
+	case uint32:
+		return n == 0
+	case float64:
+		return n <= 0
+	case time.Duration:
+		return n <= 0
+	}
+	return false
+}

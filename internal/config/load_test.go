@@ -1,0 +1,431 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/spf13/pflag"
+	"github.com/stretchr/testify/require"
+)
+
+// testEnv is an injected environment: no os.Setenv, so tests run in parallel.
+func testEnv(kv ...string) func(string) (string, bool) {
+	m := map[string]string{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		m[kv[i]] = kv[i+1]
+	}
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+// creds makes the env workspace valid.
+var creds = []string{EnvSiteID, "site-1", EnvAPIKey, "key-s3cr3t"}
+
+func withCreds(kv ...string) func(string) (string, bool) {
+	return testEnv(append(append([]string{}, creds...), kv...)...)
+}
+
+// testFlags is a flag set like cmd/cioq's persistent flags, with args parsed.
+func testFlags(t *testing.T, args ...string) *pflag.FlagSet {
+	t.Helper()
+	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+	fs.String("config", "", "")
+	fs.String("redis", "", "")
+	fs.String("addr", "", "")
+	fs.String("log-level", "", "")
+	fs.String("log-format", "", "")
+	require.NoError(t, fs.Parse(args))
+	return fs
+}
+
+func writeFile(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "cioq.yaml")
+	require.NoError(t, os.WriteFile(p, []byte(body), 0o600))
+	return p
+}
+
+func TestLoad_RedisURLPrecedence(t *testing.T) {
+	t.Parallel()
+	file := writeFile(t, "redis:\n  url: redis://file:6379\n")
+	tests := []struct {
+		name  string
+		flags []string
+		env   []string
+		file  string
+		want  string
+	}{
+		{name: "DefaultWhenNothingSet", want: DefaultRedisURL},
+		{name: "FileOverDefault", file: file, want: "redis://file:6379"},
+		{name: "RedisAddrHostPortOverFile", file: file, env: []string{"REDIS_ADDR", "addr:6380"}, want: "redis://addr:6380"},
+		{name: "RedisAddrWithSchemeTakenAsURL", env: []string{"REDIS_ADDR", "rediss://addr:6380"}, want: "rediss://addr:6380"},
+		{name: "RedisURLOverRedisAddr", file: file, env: []string{"REDIS_ADDR", "addr:6380", "REDIS_URL", "redis://url:6381"}, want: "redis://url:6381"},
+		{name: "CioqRedisURLOverRedisURL", env: []string{"REDIS_ADDR", "addr:6380", "REDIS_URL", "redis://url:6381", "CIOQ_REDIS_URL", "redis://cioq:6382"}, want: "redis://cioq:6382"},
+		{name: "EmptyEnvCountsAsUnset", env: []string{"CIOQ_REDIS_URL", "", "REDIS_URL", "redis://url:6381"}, want: "redis://url:6381"},
+		{name: "FlagOverEverything", file: file, flags: []string{"--redis", "redis://flag:6383/2"}, env: []string{"CIOQ_REDIS_URL", "redis://cioq:6382", "REDIS_URL", "redis://url:6381"}, want: "redis://flag:6383/2"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			cfg, err := Load(LoadOptions{File: tt.file, Env: withCreds(tt.env...), Flags: testFlags(t, tt.flags...)})
+			require.NoError(t, err)
+			require.Equal(t, tt.want, cfg.Redis.URL)
+		})
+	}
+}
+
+func TestLoad_HTTPAddrPrecedence(t *testing.T) {
+	t.Parallel()
+	file := writeFile(t, "http_addr: \":7000\"\n")
+	tests := []struct {
+		name  string
+		flags []string
+		env   []string
+		file  string
+		want  string
+	}{
+		{name: "DefaultWhenNothingSet", want: DefaultHTTPAddr},
+		{name: "FileOverDefault", file: file, want: ":7000"},
+		{name: "EnvOverFile", file: file, env: []string{"CIOQ_HTTP_ADDR", "127.0.0.1:7001"}, want: "127.0.0.1:7001"},
+		{name: "FlagOverEnv", file: file, env: []string{"CIOQ_HTTP_ADDR", ":7001"}, flags: []string{"--addr", ":7002"}, want: ":7002"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			cfg, err := Load(LoadOptions{File: tt.file, Env: withCreds(tt.env...), Flags: testFlags(t, tt.flags...)})
+			require.NoError(t, err)
+			require.Equal(t, tt.want, cfg.HTTPAddr)
+		})
+	}
+}
+
+func TestLoad_ConfigFileLocation(t *testing.T) {
+	t.Parallel()
+	fromFlag := writeFile(t, "key_prefix: \"flag:\"\n")
+	fromEnv := writeFile(t, "key_prefix: \"env:\"\n")
+	fromOpts := writeFile(t, "key_prefix: \"opts:\"\n")
+
+	t.Run("FlagOverEnv", func(t *testing.T) {
+		t.Parallel()
+		cfg, err := Load(LoadOptions{Env: withCreds(EnvConfigFile, fromEnv), Flags: testFlags(t, "--config", fromFlag)})
+		require.NoError(t, err)
+		require.Equal(t, "flag:", cfg.KeyPrefix)
+	})
+	t.Run("EnvWhenNoFlag", func(t *testing.T) {
+		t.Parallel()
+		cfg, err := Load(LoadOptions{Env: withCreds(EnvConfigFile, fromEnv), Flags: testFlags(t)})
+		require.NoError(t, err)
+		require.Equal(t, "env:", cfg.KeyPrefix)
+	})
+	t.Run("OptionOverFlag", func(t *testing.T) {
+		t.Parallel()
+		cfg, err := Load(LoadOptions{File: fromOpts, Env: withCreds(), Flags: testFlags(t, "--config", fromFlag)})
+		require.NoError(t, err)
+		require.Equal(t, "opts:", cfg.KeyPrefix)
+	})
+	t.Run("MissingFileIsAConfigError", func(t *testing.T) {
+		t.Parallel()
+		cfg, err := Load(LoadOptions{File: filepath.Join(t.TempDir(), "nope.yaml"), Env: withCreds()})
+		require.ErrorIs(t, err, ErrInvalid)
+		require.Nil(t, cfg)
+		require.Contains(t, err.Error(), "nope.yaml")
+	})
+	t.Run("BadYAMLIsAConfigError", func(t *testing.T) {
+		t.Parallel()
+		_, err := Load(LoadOptions{File: writeFile(t, "worker: [unclosed\n"), Env: withCreds()})
+		require.ErrorIs(t, err, ErrInvalid)
+	})
+}
+
+func TestLoad_SeedEnvWorkspace(t *testing.T) {
+	t.Parallel()
+	cfg, err := Load(LoadOptions{Env: testEnv(
+		"CUSTOMERIO_SITE_ID", "site-42",
+		"CUSTOMERIO_TRACK_API_KEY", "key-s3cr3t",
+		"CUSTOMERIO_REGION", "EU",
+		"CUSTOMERIO_TRACK_URL", "http://127.0.0.1:9000/api/v1/",
+		"CIOQ_RATE_LIMIT", "12.5",
+		"CIOQ_RATE_BURST", "4",
+		"CIOQ_CRITICAL_SHARE", "0.3",
+	)})
+	require.NoError(t, err)
+	require.True(t, cfg.EnvWorkspace)
+	want := []Workspace{{
+		Name:          "default",
+		SiteID:        "site-42",
+		APIKey:        "key-s3cr3t",
+		Region:        "eu",
+		TrackURL:      "http://127.0.0.1:9000",
+		RateLimit:     12.5,
+		RateBurst:     4,
+		CriticalShare: 0.3,
+		Batch:         &Batch{MaxOps: DefaultBatchMaxOps, MaxBytes: DefaultBatchMaxBytes, MaxWait: DefaultBatchMaxWait},
+	}}
+	if diff := cmp.Diff(want, cfg.Workspaces); diff != "" {
+		t.Fatalf("workspaces (-want +got):\n%s", diff)
+	}
+}
+
+func TestLoad_EnvWorkspaceDefaults(t *testing.T) {
+	t.Parallel()
+	cfg, err := Load(LoadOptions{Env: withCreds()})
+	require.NoError(t, err)
+	ws := cfg.Workspaces[0]
+	require.Equal(t, RegionUS, ws.Region)
+	require.Equal(t, TrackURLUS, ws.TrackURL)
+	require.Equal(t, DefaultRateLimit, ws.RateLimit)
+	require.Zero(t, ws.RateBurst)
+	require.Equal(t, DefaultCriticalShare, ws.CriticalShare)
+
+	cfg, err = Load(LoadOptions{Env: withCreds(EnvRegion, "eu")})
+	require.NoError(t, err)
+	require.Equal(t, TrackURLEU, cfg.Workspaces[0].TrackURL)
+}
+
+func TestLoad_FileWorkspaces(t *testing.T) {
+	t.Parallel()
+	file := writeFile(t, `
+batch:
+  max_ops: 200
+workspaces:
+  - name: us-shop
+    site_id: s1
+    api_key: k1-s3cr3t
+  - name: eu-shop
+    site_id: s2
+    api_key_env: EU_SHOP_KEY
+    region: eu
+    rate_limit: 40
+    rate_burst: 10
+    critical_share: 0.5
+    batch:
+      max_wait: 200ms
+`)
+	// The CUSTOMERIO_* vars are ignored once the file lists workspaces.
+	cfg, err := Load(LoadOptions{File: file, Env: testEnv("EU_SHOP_KEY", "k2-s3cr3t", EnvSiteID, "ignored")})
+	require.NoError(t, err)
+	require.False(t, cfg.EnvWorkspace)
+	global := Batch{MaxOps: 200, MaxBytes: DefaultBatchMaxBytes, MaxWait: DefaultBatchMaxWait}
+	want := []Workspace{
+		{Name: "us-shop", SiteID: "s1", APIKey: "k1-s3cr3t", Region: "us", TrackURL: TrackURLUS,
+			RateLimit: DefaultRateLimit, CriticalShare: DefaultCriticalShare, Batch: &global},
+		{Name: "eu-shop", SiteID: "s2", APIKey: "k2-s3cr3t", APIKeyEnv: "EU_SHOP_KEY", Region: "eu", TrackURL: TrackURLEU,
+			RateLimit: 40, RateBurst: 10, CriticalShare: 0.5,
+			Batch: &Batch{MaxOps: 200, MaxBytes: DefaultBatchMaxBytes, MaxWait: 200 * time.Millisecond}},
+	}
+	if diff := cmp.Diff(want, cfg.Workspaces); diff != "" {
+		t.Fatalf("workspaces (-want +got):\n%s", diff)
+	}
+}
+
+// fieldByPath finds the Config field at a YAML path such as "worker.concurrency".
+func fieldByPath(t *testing.T, cfg *Config, path string) any {
+	t.Helper()
+	v := reflect.ValueOf(*cfg)
+	for _, part := range strings.Split(path, ".") {
+		found := false
+		for i := range v.NumField() {
+			name, _, _ := strings.Cut(v.Type().Field(i).Tag.Get("yaml"), ",")
+			if name == part {
+				v, found = v.Field(i), true
+				break
+			}
+		}
+		require.True(t, found, "no field for %s", path)
+	}
+	return v.Interface()
+}
+
+// otherValue is a valid value of k's type that differs from its default.
+func otherValue(k key) (env string, want any) {
+	switch d := k.def.(type) {
+	case int:
+		return "7", 7
+	case uint32:
+		return "9", uint32(9)
+	case time.Duration:
+		return (d + time.Second).String(), d + time.Second
+	}
+	switch k.path {
+	case "redis.url":
+		return "redis://10.1.2.3:6390/3", "redis://10.1.2.3:6390/3"
+	case "http_addr":
+		return "127.0.0.1:9999", "127.0.0.1:9999"
+	case "key_prefix":
+		return "other:", "other:"
+	case "log.level":
+		return "debug", "debug"
+	case "log.format":
+		return "json", "json"
+	}
+	panic("no test value for " + k.path)
+}
+
+func TestLoad_EveryDocumentedEnvVarIsHonoured(t *testing.T) {
+	t.Parallel()
+	for _, k := range keys() {
+		for _, name := range k.envs {
+			t.Run(name+"_"+k.path, func(t *testing.T) {
+				t.Parallel()
+				s, want := otherValue(k)
+				if name == "REDIS_ADDR" {
+					s, want = "10.1.2.3:6390", "redis://10.1.2.3:6390"
+				}
+				require.NotEqual(t, k.def, want)
+				cfg, err := Load(LoadOptions{Env: withCreds(name, s)})
+				require.NoError(t, err)
+				got := fieldByPath(t, cfg, k.path)
+				if r, ok := got.(Redis); ok {
+					got = r.URL
+				}
+				require.Equal(t, want, got)
+			})
+		}
+	}
+}
+
+func TestLoad_EveryFileKeyIsRead(t *testing.T) {
+	t.Parallel()
+	var b strings.Builder
+	for _, k := range keys() {
+		s, _ := otherValue(k)
+		section, leaf, nested := strings.Cut(k.path, ".")
+		if nested {
+			b.WriteString(section + ":\n  " + leaf + ": \"" + s + "\"\n")
+		} else {
+			b.WriteString(k.path + ": \"" + s + "\"\n")
+		}
+	}
+	// One YAML mapping per section: merge repeated section headers.
+	cfg, err := Load(LoadOptions{File: writeFile(t, mergeSections(b.String())), Env: withCreds()})
+	require.NoError(t, err)
+	for _, k := range keys() {
+		_, want := otherValue(k)
+		got := fieldByPath(t, cfg, k.path)
+		if r, ok := got.(Redis); ok {
+			got = r.URL
+		}
+		require.Equal(t, want, got, k.path)
+	}
+}
+
+// mergeSections turns repeated "section:\n  leaf: v" blocks into one block
+// per section.
+func mergeSections(s string) string {
+	var order []string
+	body := map[string][]string{}
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	for i := 0; i < len(lines); i++ {
+		l := lines[i]
+		if strings.HasSuffix(l, ":") {
+			if _, ok := body[l]; !ok {
+				order = append(order, l)
+			}
+			body[l] = append(body[l], lines[i+1])
+			i++
+			continue
+		}
+		order = append(order, l)
+	}
+	var out strings.Builder
+	for _, l := range order {
+		out.WriteString(l + "\n")
+		for _, c := range body[l] {
+			out.WriteString(c + "\n")
+		}
+	}
+	return out.String()
+}
+
+func TestLoad_ReportsEveryProblemAtOnce(t *testing.T) {
+	t.Parallel()
+	file := writeFile(t, `
+batch:
+  max_bytes: 600000
+  max_wait: 50
+worker:
+  concurency: 10
+`)
+	cfg, err := Load(LoadOptions{File: file, Env: testEnv(
+		EnvRegion, "ap",
+		EnvRateLimit, "0",
+		"CIOQ_WORKER_RETRY_CAP", "-1s",
+		"CIOQ_DLQ_MAX_ENTRIES", "lots",
+		"CIOQ_LOG_FORMAT", "xml",
+	)})
+	require.ErrorIs(t, err, ErrInvalid)
+	require.NotNil(t, cfg, "the effective config comes back for printing")
+	var ve *ValidationError
+	require.True(t, errors.As(err, &ve))
+	for _, want := range []string{
+		"CUSTOMERIO_SITE_ID",
+		"CUSTOMERIO_TRACK_API_KEY",
+		`region "ap"`,
+		`CIOQ_RATE_LIMIT="0": must be > 0`,
+		`CIOQ_WORKER_RETRY_CAP="-1s": must be > 0`,
+		`CIOQ_DLQ_MAX_ENTRIES="lots": want a whole number`,
+		`log.format "xml"`,
+		"batch.max_bytes 600000: must be below 500000",
+		"batch.max_wait: 50 in " + file + ": give a unit",
+		"concurency",
+	} {
+		require.True(t, containsOne(ve.Problems, want), "no problem mentions %q in:\n%s", want, err)
+	}
+}
+
+func containsOne(problems []string, s string) bool {
+	for _, p := range problems {
+		if strings.Contains(p, s) {
+			return true
+		}
+	}
+	return false
+}
+
+func TestLoad_AllowMissingCredentials(t *testing.T) {
+	t.Parallel()
+	_, err := Load(LoadOptions{Env: testEnv()})
+	require.ErrorIs(t, err, ErrInvalid)
+	cfg, err := Load(LoadOptions{Env: testEnv(), AllowMissingCredentials: true})
+	require.NoError(t, err)
+	require.Equal(t, "default", cfg.Workspaces[0].Name)
+}
+
+func TestLoad_FileWorkspaceProblems(t *testing.T) {
+	t.Parallel()
+	file := writeFile(t, `
+workspaces:
+  - name: a
+    site_id: s
+    api_key: k
+    api_key_env: A_KEY
+    rate_limit: 0
+  - name: a
+    api_key_env: MISSING_KEY
+  - name: "bad name"
+    site_id: s
+    api_key: k
+    track_url: ftp://example.com
+    sitee_id: typo
+`)
+	_, err := Load(LoadOptions{File: file, Env: testEnv()})
+	var ve *ValidationError
+	require.ErrorAs(t, err, &ve)
+	for _, want := range []string{
+		`workspaces[0] "a": set api_key or api_key_env, not both`,
+		`workspaces[0] "a": rate_limit 0: must be > 0`,
+		`workspaces[1] "a": name used twice`,
+		`workspaces[1] "a": site id is missing: set workspaces[].site_id`,
+		`workspaces[1] "a": API key is missing: env var MISSING_KEY`,
+		`workspaces[2] "bad name": name must be`,
+		`workspaces[2] "bad name": track_url ftp://example.com`,
+		"sitee_id",
+	} {
+		require.True(t, containsOne(ve.Problems, want), "no problem mentions %q in:\n%s", want, err)
+	}
+}

@@ -1,0 +1,182 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// ErrInvalid matches (errors.Is) every *ValidationError.
+var ErrInvalid = errors.New("config: invalid")
+
+// ValidationError lists every problem found in a configuration at once. No
+// problem ever quotes a secret.
+type ValidationError struct {
+	// Problems are one human-readable line each, naming the setting (and the
+	// env var to set where that helps).
+	Problems []string
+}
+
+func (e *ValidationError) Error() string {
+	if len(e.Problems) == 1 {
+		return "config: " + e.Problems[0]
+	}
+	return fmt.Sprintf("config: %d problems:\n  - %s", len(e.Problems), strings.Join(e.Problems, "\n  - "))
+}
+
+// Is reports whether target is ErrInvalid.
+func (e *ValidationError) Is(target error) bool { return target == ErrInvalid }
+
+// problems collects validation messages.
+type problems []string
+
+func (p *problems) addf(format string, args ...any) { *p = append(*p, fmt.Sprintf(format, args...)) }
+
+func (p problems) err() error {
+	if len(p) == 0 {
+		return nil
+	}
+	return &ValidationError{Problems: p}
+}
+
+var workspaceNameRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
+
+// Validate checks c after defaults (it validates c.WithDefaults(), so zero
+// fields are fine) and returns every problem at once as a *ValidationError,
+// including missing workspace credentials. It returns nil when c is usable.
+func (c *Config) Validate() error { return c.validate(true) }
+
+// ValidateWithoutCredentials is Validate for commands that never call
+// Customer.io (fakecio, dlq, load): missing site ids and API keys are not
+// problems there.
+func (c *Config) ValidateWithoutCredentials() error { return c.validate(false) }
+
+func (c *Config) validate(requireCredentials bool) error {
+	var p problems
+	c.WithDefaults().check(&p, requireCredentials)
+	return p.err()
+}
+
+func (c *Config) check(p *problems, requireCredentials bool) {
+	if _, err := c.Redis.ConnOpt(); err != nil {
+		p.addf("%s (set --redis, CIOQ_REDIS_URL, REDIS_URL or REDIS_ADDR)", strings.TrimPrefix(err.Error(), "config: "))
+	}
+	if strings.ContainsAny(c.KeyPrefix, "{} \t\n") {
+		p.addf("key_prefix %q: must not contain braces or spaces (cioq adds a {workspace} hash tag itself)", c.KeyPrefix)
+	}
+	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+		p.addf("http_addr %q: want host:port or :port (set --addr or CIOQ_HTTP_ADDR)", c.HTTPAddr)
+	}
+	c.checkWorkspaces(p, requireCredentials)
+
+	w := c.Worker
+	positive(p, "worker.concurrency", w.Concurrency)
+	positive(p, "worker.default_servers", w.DefaultServers)
+	positive(p, "worker.critical_concurrency", w.CriticalConcurrency)
+	positive(p, "worker.max_retry", w.MaxRetry)
+	positiveDur(p, "worker.retry_base", w.RetryBase)
+	positiveDur(p, "worker.retry_cap", w.RetryCap)
+	positiveDur(p, "worker.shutdown_timeout", w.ShutdownTimeout)
+	positiveDur(p, "worker.request_timeout", w.RequestTimeout)
+	if w.RetryBase > 0 && w.RetryCap > 0 && w.RetryBase > w.RetryCap {
+		p.addf("worker.retry_base %s is above worker.retry_cap %s", w.RetryBase, w.RetryCap)
+	}
+	checkBatch(p, "batch", c.Batch)
+
+	i := c.Idempotency
+	positiveDur(p, "idempotency.done_ttl", i.DoneTTL)
+	positiveDur(p, "idempotency.claim_ttl", i.ClaimTTL)
+	positiveDur(p, "idempotency.tombstone_ttl", i.TombstoneTTL)
+	if i.ClaimTTL > 0 && w.RequestTimeout > 0 && i.ClaimTTL <= w.RequestTimeout {
+		p.addf("idempotency.claim_ttl %s must exceed worker.request_timeout %s (a claim must outlive the request it guards)", i.ClaimTTL, w.RequestTimeout)
+	}
+
+	positiveDur(p, "breaker.open_timeout", c.Breaker.OpenTimeout)
+	positive(p, "dlq.max_entries", c.DLQ.MaxEntries)
+
+	if _, err := parseLevel(c.Log.Level); err != nil {
+		p.addf("log.level %q: want debug, info, warn or error (--log-level, CIOQ_LOG_LEVEL)", c.Log.Level)
+	}
+	if f := c.Log.Format; f != LogFormatText && f != LogFormatJSON {
+		p.addf("log.format %q: want text or json (--log-format, CIOQ_LOG_FORMAT)", f)
+	}
+}
+
+func (c *Config) checkWorkspaces(p *problems, requireCredentials bool) {
+	if len(c.Workspaces) == 0 {
+		p.addf("no workspace: list workspaces in the config file, or set CUSTOMERIO_SITE_ID and CUSTOMERIO_TRACK_API_KEY")
+		return
+	}
+	seen := map[string]bool{}
+	for i, ws := range c.Workspaces {
+		where := fmt.Sprintf("workspaces[%d] %q", i, ws.Name)
+		siteHint, keyHint := "set workspaces[].site_id", "set workspaces[].api_key or api_key_env"
+		if c.EnvWorkspace {
+			where = fmt.Sprintf("workspace %q", ws.Name)
+			siteHint, keyHint = "set CUSTOMERIO_SITE_ID", "set CUSTOMERIO_TRACK_API_KEY"
+		}
+		if !workspaceNameRE.MatchString(ws.Name) {
+			p.addf("%s: name must be 1-64 of [A-Za-z0-9_.-]", where)
+		} else if seen[ws.Name] {
+			p.addf("%s: name used twice", where)
+		}
+		seen[ws.Name] = true
+		if requireCredentials {
+			if strings.TrimSpace(ws.SiteID) == "" {
+				p.addf("%s: site id is missing: %s", where, siteHint)
+			}
+			if ws.APIKey == "" {
+				if ws.APIKeyEnv != "" {
+					p.addf("%s: API key is missing: env var %s (named by api_key_env) is not set", where, ws.APIKeyEnv)
+				} else {
+					p.addf("%s: API key is missing: %s", where, keyHint)
+				}
+			}
+		}
+		if ws.Region != RegionUS && ws.Region != RegionEU {
+			p.addf("%s: region %q: want us or eu (CUSTOMERIO_REGION)", where, ws.Region)
+		}
+		if ws.TrackURL == "" && ws.Region != RegionUS && ws.Region != RegionEU {
+			// No URL because the region is unknown: reported above.
+		} else if u, err := url.Parse(ws.TrackURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+			p.addf("%s: track_url %s: want an http(s) base URL without credentials (CUSTOMERIO_TRACK_URL)", where, RedactURL(ws.TrackURL))
+		}
+		if ws.RateLimit <= 0 {
+			p.addf("%s: rate_limit %g: must be > 0 requests/s (CIOQ_RATE_LIMIT)", where, ws.RateLimit)
+		}
+		if ws.RateBurst < 0 {
+			p.addf("%s: rate_burst %d: must be >= 0 (CIOQ_RATE_BURST)", where, ws.RateBurst)
+		}
+		if ws.CriticalShare <= 0 || ws.CriticalShare >= 1 {
+			p.addf("%s: critical_share %g: must be between 0 and 1 exclusive", where, ws.CriticalShare)
+		}
+		if ws.Batch != nil && *ws.Batch != c.Batch { // the global batch is checked once, below
+			checkBatch(p, where+": batch", *ws.Batch)
+		}
+	}
+}
+
+func checkBatch(p *problems, where string, b Batch) {
+	positive(p, where+".max_ops", b.MaxOps)
+	positive(p, where+".max_bytes", b.MaxBytes)
+	if b.MaxBytes >= BatchBytesLimit {
+		p.addf("%s.max_bytes %d: must be below %d (Customer.io rejects a v2 batch of 500 KB)", where, b.MaxBytes, BatchBytesLimit)
+	}
+	positiveDur(p, where+".max_wait", b.MaxWait)
+}
+
+func positive(p *problems, name string, v int) {
+	if v <= 0 {
+		p.addf("%s %d: must be > 0", name, v)
+	}
+}
+
+func positiveDur(p *problems, name string, d time.Duration) {
+	if d <= 0 {
+		p.addf("%s %s: must be > 0", name, d)
+	}
+}
