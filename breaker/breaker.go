@@ -46,6 +46,12 @@ type RedisClient interface {
 	Del(ctx context.Context, keys ...string) *redis.IntCmd
 }
 
+var (
+	_ RedisClient = (*redis.Client)(nil)
+	_ RedisClient = (*redis.ClusterClient)(nil)
+	_ RedisClient = redis.UniversalClient(nil)
+)
+
 // Config configures a Set. The zero value is ready to use (no sharing).
 type Config struct {
 	// Failures is how many consecutive counted failures open a workspace's

@@ -39,6 +39,12 @@ type scripter interface {
 	Get(ctx context.Context, key string) *redis.StringCmd
 }
 
+var (
+	_ scripter = (*redis.Client)(nil)
+	_ scripter = (*redis.ClusterClient)(nil)
+	_ scripter = redis.UniversalClient(nil)
+)
+
 // Config configures a Store. The zero value is ready to use.
 type Config struct {
 	// Prefix starts every key. Empty means DefaultPrefix ("cioq:"). It must

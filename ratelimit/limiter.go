@@ -40,6 +40,12 @@ type scripter interface {
 	PTTL(ctx context.Context, key string) *redis.DurationCmd
 }
 
+var (
+	_ scripter = (*redis.Client)(nil)
+	_ scripter = (*redis.ClusterClient)(nil)
+	_ scripter = redis.UniversalClient(nil)
+)
+
 // Config configures a Limiter. The zero value is ready to use.
 type Config struct {
 	// Prefix starts every key. Empty means DefaultPrefix ("cioq:"). It must
