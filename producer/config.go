@@ -1,0 +1,113 @@
+package producer
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+)
+
+// Defaults for Config fields left zero.
+const (
+	// DefaultWorkspace is the workspace of ops that name none.
+	DefaultWorkspace = "default"
+	// DefaultKeyPrefix starts every cioq key (tombstones here), as
+	// CIOQ_KEY_PREFIX does.
+	DefaultKeyPrefix = "cioq:"
+	// DefaultMaxRetry is how many times asynq retries a task before it is
+	// archived.
+	DefaultMaxRetry = 25
+	// DefaultTimeout bounds one Enqueue when the caller's context has no
+	// earlier deadline.
+	DefaultTimeout = 2 * time.Second
+)
+
+// MaxKeyBytes bounds an idempotency key (Op.Key). A key names the op in task
+// ids, done-markers and dead letters, so it stays short.
+const MaxKeyBytes = 200
+
+// Errors. Match them with errors.Is.
+var (
+	// ErrUnavailable: Redis did not take the op (unreachable, failed, or no
+	// answer within Config.Timeout or the caller's deadline). The op may or
+	// may not be queued: enqueue it again with the same Op.Key, which is
+	// safe (a repeat is reported as Result.Duplicate).
+	ErrUnavailable = errors.New("producer: redis unavailable")
+	// ErrClosed: the Producer was closed; nothing was queued.
+	ErrClosed = errors.New("producer: closed")
+	// ErrInvalidConfig: New was given a Config it cannot use.
+	ErrInvalidConfig = errors.New("producer: invalid config")
+)
+
+// Config configures a Producer. Redis or Client is required; every other
+// field has a default.
+type Config struct {
+	// Redis says how to reach Redis, e.g. asynq.RedisClientOpt{Addr:
+	// "127.0.0.1:6379"} or the result of asynq.ParseRedisURI. The Producer
+	// owns the connection it makes and closes it in Close. Required unless
+	// Client is set.
+	Redis asynq.RedisConnOpt
+	// Client is an existing go-redis client to share (tasks go through
+	// asynq.NewClientFromRedisClient). Close leaves it open. When both are
+	// set, Client wins.
+	Client redis.UniversalClient
+	// Workspace is the workspace of ops that name none. Empty means
+	// DefaultWorkspace ("default"). A workspace name must not contain ':',
+	// '{' or '}'.
+	Workspace string
+	// KeyPrefix starts every cioq key the producer writes (tombstones). Empty
+	// means DefaultKeyPrefix ("cioq:"). It must match the workers'.
+	KeyPrefix string
+	// MaxRetry is asynq's retry budget for each task. Zero means
+	// DefaultMaxRetry (25); negative means no retries.
+	MaxRetry int
+	// Timeout bounds one Enqueue when the caller's context has no earlier
+	// deadline; past it Enqueue returns ErrUnavailable. Zero means
+	// DefaultTimeout (2 s).
+	Timeout time.Duration
+	// Logger receives a warning per failed enqueue (never payloads). Nil
+	// means no logging.
+	Logger *slog.Logger
+	// Now is the clock for op ids, default timestamps and enqueued_at. Nil
+	// means time.Now.
+	Now func() time.Time
+}
+
+func (c Config) withDefaults() Config {
+	c.Workspace = cmp.Or(c.Workspace, DefaultWorkspace)
+	c.KeyPrefix = cmp.Or(c.KeyPrefix, DefaultKeyPrefix)
+	c.MaxRetry = cmp.Or(c.MaxRetry, DefaultMaxRetry)
+	c.Timeout = cmp.Or(c.Timeout, DefaultTimeout)
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
+}
+
+func (c Config) validate() error {
+	var errs []error
+	if c.Redis == nil && c.Client == nil {
+		errs = append(errs, errors.New("Redis or Client is required"))
+	}
+	if err := checkWorkspace(c.Workspace); err != nil {
+		errs = append(errs, fmt.Errorf("Workspace: %s", err.Reason))
+	}
+	if strings.ContainsAny(c.KeyPrefix, "{}") {
+		errs = append(errs, fmt.Errorf("KeyPrefix %q contains a brace", c.KeyPrefix))
+	}
+	if c.Timeout < 0 {
+		errs = append(errs, fmt.Errorf("Timeout %s is negative", c.Timeout))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%w: %w", ErrInvalidConfig, errors.Join(errs...))
+	}
+	return nil
+}

@@ -1,0 +1,321 @@
+package producer
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/hibiken/asynq"
+	"github.com/oklog/ulid/v2"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/cioq/cioq/idempotency"
+	"github.com/cioq/cioq/internal/task"
+	"github.com/cioq/cioq/track"
+)
+
+// Op is one operation to enqueue: a v2 op plus the per-call knobs.
+type Op struct {
+	// Op is the v2 op: action, identifiers, name, attributes, device,
+	// primary/secondary. Leave ID empty to let the producer stamp the event
+	// id; a caller-set ID must be a ULID.
+	track.Op
+	// Key is the idempotency key: the op id. Enqueueing the same key in the
+	// same workspace again is a reported no-op (Result.Duplicate). For event,
+	// page and screen ops it also fixes the event id Customer.io sees. Empty
+	// means a new ULID. At most MaxKeyBytes bytes of UTF-8.
+	Key string
+	// Timestamp is sent to Customer.io as `timestamp` (unix seconds) on every
+	// delivery and retry. Zero means op.Op.Timestamp when set, else now.
+	Timestamp time.Time
+	// Workspace names the workspace. Empty means Config.Workspace.
+	Workspace string
+}
+
+// Result says what Enqueue did.
+type Result struct {
+	// OpID is the op id: the caller's Key or a new ULID.
+	OpID string
+	// EventID is the event `id` Customer.io sees; "" unless the op is an
+	// event, page or screen.
+	EventID string
+	// Queue is the asynq queue (lane) of the task.
+	Queue string
+	// TaskID is the asynq task id (workspace:op id).
+	TaskID string
+	// Duplicate reports that a task with this id was already queued: the op
+	// was not queued again. It is not an error.
+	Duplicate bool
+}
+
+// Producer enqueues Customer.io operations as asynq tasks. It is safe for
+// concurrent use. Call Close when done.
+type Producer struct {
+	cfg     Config
+	sink    sink
+	entropy *ulid.LockedMonotonicReader
+
+	mu       sync.RWMutex // guards closed against inflight.Add
+	closed   bool
+	inflight sync.WaitGroup
+	running  atomic.Int64
+}
+
+// New returns a Producer for cfg. It does not contact Redis: an unreachable
+// Redis shows up as ErrUnavailable from Enqueue.
+func New(cfg Config) (*Producer, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	rdb, owned := cfg.Client, false
+	if rdb == nil {
+		c, ok := cfg.Redis.MakeRedisClient().(redis.UniversalClient)
+		if !ok {
+			return nil, fmt.Errorf("%w: Redis %T does not make a go-redis client", ErrInvalidConfig, cfg.Redis)
+		}
+		rdb, owned = c, true
+	}
+	s := &redisSink{
+		client:   asynq.NewClientFromRedisClient(rdb),
+		tombs:    idempotency.New(rdb, idempotency.Config{Prefix: cfg.KeyPrefix}),
+		maxRetry: max(cfg.MaxRetry, 0),
+	}
+	if owned {
+		s.closer = rdb
+	}
+	return newProducer(cfg, s), nil
+}
+
+func newProducer(cfg Config, s sink) *Producer {
+	return &Producer{
+		cfg:     cfg,
+		sink:    s,
+		entropy: &ulid.LockedMonotonicReader{MonotonicReader: ulid.Monotonic(rand.Reader, 0)},
+	}
+}
+
+// Enqueue validates op, stamps it and queues it as one asynq task.
+//
+// Stamps: the op id is op.Key, else a new ULID. An event, page or screen
+// gets an event id: the caller's op.ID (which must be a ULID), else the op id
+// when it is a ULID, else a ULID derived from workspace and key (so a repeat
+// carries the same id). `timestamp` is op.Timestamp, else op.Op.Timestamp,
+// else now. A delete or suppress first writes a tombstone for its person.
+//
+// Errors: an invalid op returns an error matching track.ErrInvalidOp (a
+// *track.ValidationError) and queues nothing; a Redis failure or no answer
+// in time returns one matching ErrUnavailable; after Close, ErrClosed. A
+// context already done returns its error and queues nothing. A repeat of an
+// op already queued is not an error: Result.Duplicate is true.
+func (p *Producer) Enqueue(ctx context.Context, op Op) (Result, error) {
+	if err := ctx.Err(); err != nil {
+		return Result{}, fmt.Errorf("producer: enqueue %s: %w", op.Action, context.Cause(ctx))
+	}
+	if p.isClosed() {
+		return Result{}, fmt.Errorf("producer: enqueue %s: %w", op.Action, ErrClosed)
+	}
+	payload, res, err := p.prepare(op)
+	if err != nil {
+		return Result{}, err
+	}
+	if !p.begin() {
+		return Result{}, fmt.Errorf("producer: enqueue %s: %w", op.Action, ErrClosed)
+	}
+	dup, err := p.put(ctx, &entry{payload: payload, tombstone: payload.Action.IsTombstone()})
+	if err != nil {
+		p.cfg.Logger.WarnContext(ctx, "enqueue failed", slog.String("workspace", payload.Workspace),
+			slog.String("action", string(payload.Action)), slog.String("op_id", payload.OpID),
+			slog.String("error", err.Error()))
+		return Result{}, fmt.Errorf("producer: enqueue %s %s: %w: %w", payload.Action, payload.OpID, ErrUnavailable, err)
+	}
+	res.Duplicate = dup
+	return res, nil
+}
+
+func (p *Producer) isClosed() bool {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.closed
+}
+
+// begin registers one enqueue in flight, or reports false after Close.
+func (p *Producer) begin() bool {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.closed {
+		return false
+	}
+	p.inflight.Add(1)
+	p.running.Add(1)
+	return true
+}
+
+// put hands e to the sink, waiting at most Config.Timeout or until ctx is
+// done. A put that outlives the wait is left to finish on its own (the sink
+// gets a context cancelled on return, and Close waits for it); its op may
+// still be queued, which a retry with the same key reports as a duplicate.
+func (p *Producer) put(ctx context.Context, e *entry) (dup bool, err error) {
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
+	defer cancel()
+	type outcome struct {
+		dup bool
+		err error
+	}
+	done := make(chan outcome, 1)
+	go func() {
+		defer p.inflight.Done()
+		defer p.running.Add(-1)
+		d, err := p.sink.put(ctx, e)
+		done <- outcome{d, err}
+	}()
+	select {
+	case o := <-done:
+		return o.dup, o.err
+	case <-ctx.Done():
+		select {
+		case o := <-done: // finished at the same moment: keep its answer
+			return o.dup, o.err
+		default:
+		}
+		return false, fmt.Errorf("no answer from Redis in time: %w", context.Cause(ctx))
+	}
+}
+
+// prepare validates and stamps op and builds its payload.
+func (p *Producer) prepare(op Op) (*task.Payload, Result, error) {
+	fail := func(err error) (*task.Payload, Result, error) {
+		return nil, Result{}, fmt.Errorf("producer: enqueue %s: %w", op.Action, err)
+	}
+	ws := cmp.Or(op.Workspace, p.cfg.Workspace)
+	if verr := checkWorkspace(ws); verr != nil {
+		return fail(verr)
+	}
+	now := p.cfg.Now()
+	opID := op.Key
+	if opID == "" {
+		id, err := ulid.New(ulid.Timestamp(now), p.entropy)
+		if err != nil {
+			return fail(fmt.Errorf("new op id: %w", err))
+		}
+		opID = id.String()
+	} else if verr := checkKey(opID); verr != nil {
+		return fail(verr)
+	}
+
+	o := op.Op // a copy: the caller's Op is never modified
+	if o.Action.IsEvent() {
+		if o.ID != "" {
+			id, err := ulid.ParseStrict(o.ID)
+			if err != nil {
+				return fail(&track.ValidationError{Field: "id", Reason: "event id is not a ULID"})
+			}
+			o.ID = id.String()
+		} else {
+			o.ID = eventID(ws, opID)
+		}
+	}
+	switch {
+	case !op.Timestamp.IsZero():
+		o.Timestamp = op.Timestamp.Unix()
+	case o.Timestamp == 0:
+		o.Timestamp = now.Unix()
+	}
+	body, err := track.EncodeOp(&o)
+	if err != nil {
+		return fail(err)
+	}
+	payload := &task.Payload{
+		Workspace:  ws,
+		OpID:       opID,
+		Action:     o.Action,
+		Person:     o.Person().Key(),
+		EnqueuedAt: now.Truncate(time.Millisecond),
+		Op:         body,
+	}
+	res := Result{
+		OpID:   opID,
+		Queue:  task.Queue(o.Action),
+		TaskID: task.TaskID(ws, opID),
+	}
+	if o.Action.IsEvent() {
+		res.EventID = o.ID
+	}
+	return payload, res, nil
+}
+
+// eventID returns the event id for an op: the op id itself when it is a
+// ULID, else a ULID made of the first 16 bytes of
+// sha256(workspace + "\x00" + opID), the same for every repeat.
+func eventID(workspace, opID string) string {
+	if id, err := ulid.ParseStrict(opID); err == nil {
+		return id.String()
+	}
+	sum := sha256.Sum256([]byte(workspace + "\x00" + opID))
+	return ulid.ULID(sum[:16]).String()
+}
+
+func checkWorkspace(ws string) *track.ValidationError {
+	switch {
+	case ws == "":
+		return &track.ValidationError{Field: "workspace", Reason: "empty"}
+	case len(ws) > MaxKeyBytes:
+		return &track.ValidationError{Field: "workspace", Reason: fmt.Sprintf("is %d bytes, limit %d", len(ws), MaxKeyBytes),
+			Limit: MaxKeyBytes, Got: len(ws)}
+	case !utf8.ValidString(ws):
+		return &track.ValidationError{Field: "workspace", Reason: "not valid UTF-8"}
+	case strings.ContainsAny(ws, ":{}"):
+		return &track.ValidationError{Field: "workspace", Reason: "contains ':', '{' or '}'"}
+	}
+	return nil
+}
+
+func checkKey(key string) *track.ValidationError {
+	switch {
+	case len(key) > MaxKeyBytes:
+		return &track.ValidationError{Field: "key", Reason: fmt.Sprintf("is %d bytes, limit %d", len(key), MaxKeyBytes),
+			Limit: MaxKeyBytes, Got: len(key)}
+	case !utf8.ValidString(key):
+		return &track.ValidationError{Field: "key", Reason: "not valid UTF-8"}
+	}
+	return nil
+}
+
+// Close stops the Producer: later calls return ErrClosed. It waits for
+// enqueues in flight until ctx is done, then closes the Redis connection the
+// Producer made (a Config.Client is left open). Calling Close again returns
+// nil.
+func (p *Producer) Close(ctx context.Context) error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	p.closed = true
+	p.mu.Unlock()
+
+	done := make(chan struct{})
+	go func() {
+		p.inflight.Wait()
+		close(done)
+	}()
+	var errs []error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		errs = append(errs, fmt.Errorf("producer: close: %d enqueue(s) still running: %w", p.running.Load(), context.Cause(ctx)))
+	}
+	if err := p.sink.close(); err != nil {
+		errs = append(errs, fmt.Errorf("producer: close: %w", err))
+	}
+	return errors.Join(errs...)
+}
