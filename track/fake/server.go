@@ -1,10 +1,12 @@
 package fake
 
 import (
+	"bytes"
 	"context"
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net"
@@ -216,7 +218,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	c.rec = Request{Time: s.opts.Now(), Method: r.Method, Path: r.URL.EscapedPath()}
 	c.rec.SiteID, c.key, c.hasKey = r.BasicAuth()
 	f := &c.faults
-	if f.Latency > 0 && !sleep(r.Context(), f.Latency) {
+	if f.Latency > 0 && !s.delay(c, f.Latency) {
 		s.drop(c, FaultLatency)
 		return
 	}
@@ -312,14 +314,25 @@ func (s *Server) errorStatus(statuses []int) int {
 	return statuses[s.rng.IntN(len(statuses))]
 }
 
-// sleep waits d or until ctx ends; it reports whether d passed.
-func sleep(ctx context.Context, d time.Duration) bool {
+// delay holds c for d, or until its context ends (the client left or the
+// server is closing); it reports whether d passed. It first reads the body
+// (up to the largest Track API limit) so that net/http watches the
+// connection and ends the context when the client goes away.
+func (s *Server) delay(c *call, d time.Duration) bool {
+	buf, err := io.ReadAll(io.LimitReader(c.r.Body, track.MaxBatchBytes+1))
+	if err != nil {
+		return false
+	}
+	c.r.Body = struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(bytes.NewReader(buf), c.r.Body), c.r.Body}
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
 		return true
-	case <-ctx.Done():
+	case <-c.r.Context().Done():
 		return false
 	}
 }
@@ -360,17 +373,24 @@ func (s *Server) rateLimited(c *call, fault string, wait time.Duration) {
 	c.w.WriteHeader(http.StatusTooManyRequests)
 }
 
-// drop records a request that gets no answer because its client left.
+// drop records a request that gets no answer because its client left or
+// the server is closing, and closes its connection.
 func (s *Server) drop(c *call, fault string) {
 	c.rec.Fault = fault
 	s.record(c, outcome{canceled: true})
+	hangUp(c.w)
 }
 
 // closeConnection closes the connection without an answer.
 func (s *Server) closeConnection(c *call) {
 	c.rec.Fault = FaultCloseConnection
 	s.record(c, outcome{closed: true})
-	conn, _, err := http.NewResponseController(c.w).Hijack()
+	hangUp(c.w)
+}
+
+// hangUp closes the connection of w without writing an answer.
+func hangUp(w http.ResponseWriter) {
+	conn, _, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		panic(http.ErrAbortHandler) // HTTP/2: abort the stream instead
 	}
