@@ -82,6 +82,7 @@ func TestRateLimit(t *testing.T) {
 		require.Len(t, filter(post(t, srv, good, 20), ok), 20)
 		require.NoError(t, srv.SetFaults(fake.Faults{RateLimit: fake.Rate(2)}))
 		require.Equal(t, []int{ok, ok, limited}, post(t, srv, good, 3))
+		require.Equal(t, fake.FaultRateLimit, srv.Requests()[22].Fault)
 		clk.Advance(500 * time.Millisecond)
 		require.Equal(t, []int{ok, limited}, post(t, srv, good, 2))
 		require.NoError(t, srv.SetFaults(fake.Faults{RateLimit: fake.Rate(0)})) // zero: no limit

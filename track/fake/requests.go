@@ -14,6 +14,7 @@ const (
 	FaultDown            = "down"
 	FaultUnauthorized    = "unauthorized"
 	FaultStorm429        = "storm_429"
+	FaultRateLimit       = "rate_limit" // a 429 from the bucket while Faults.RateLimit overrides the rate
 	FaultErrorRate       = "error_rate"
 	FaultRejectAttribute = "reject_attribute" // some op was refused as a poison op
 )

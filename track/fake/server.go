@@ -257,7 +257,11 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if ok, wait := s.take(c); !ok {
-		s.rateLimited(c, "", wait)
+		fault := ""
+		if f.RateLimit != nil {
+			fault = FaultRateLimit
+		}
+		s.rateLimited(c, fault, wait)
 		return
 	}
 	if f.ErrorRate > 0 && s.roll(f.ErrorRate) {
