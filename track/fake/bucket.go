@@ -1,7 +1,9 @@
 package fake
 
 import (
+	"fmt"
 	"math"
+	"net/http"
 	"time"
 )
 
@@ -37,4 +39,33 @@ func (b *bucket) take(now time.Time, rate, burst float64) (ok bool, wait time.Du
 // rounded up, at least 1.
 func retryAfterSeconds(wait time.Duration) int {
 	return max(1, int(math.Ceil(wait.Seconds())))
+}
+
+// take spends a token of the caller's workspace bucket.
+func (s *Server) take(c *call) (bool, time.Duration) {
+	rate := s.opts.RateLimit
+	if c.faults.RateLimit != nil {
+		rate = *c.faults.RateLimit
+	}
+	if rate <= 0 {
+		return true, 0
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b := s.buckets[c.rec.SiteID]
+	if b == nil {
+		b = &bucket{}
+		s.buckets[c.rec.SiteID] = b
+	}
+	return b.take(s.opts.Now(), rate, s.opts.burst(rate))
+}
+
+// rateLimited answers a bare 429, with Retry-After when Options.RetryAfter.
+func (s *Server) rateLimited(c *call, fault string, wait time.Duration) {
+	c.rec.Fault = fault
+	s.record(c, outcome{status: http.StatusTooManyRequests})
+	if s.opts.RetryAfter {
+		c.w.Header().Set("Retry-After", fmt.Sprint(retryAfterSeconds(wait)))
+	}
+	c.w.WriteHeader(http.StatusTooManyRequests)
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"net/http"
 	"slices"
@@ -80,6 +81,7 @@ func (o Options) withDefaults() Options {
 	o.RequestLog = cmp.Or(o.RequestLog, DefaultRequestLog)
 	o.RequestLogOps = cmp.Or(o.RequestLogOps, DefaultRequestLogOps)
 	o.Faults = o.Faults.clone()
+	o.Credentials = maps.Clone(o.Credentials) // nil stays nil
 	return o
 }
 

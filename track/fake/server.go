@@ -1,12 +1,10 @@
 package fake
 
 import (
-	"bytes"
 	"context"
 	"crypto/subtle"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net"
@@ -283,71 +281,13 @@ func (s *Server) authorized(c *call) bool {
 	return ok && subtle.ConstantTimeCompare([]byte(want), []byte(c.key)) == 1
 }
 
-// take spends a token of the caller's workspace bucket.
-func (s *Server) take(c *call) (bool, time.Duration) {
-	rate := s.opts.RateLimit
-	if c.faults.RateLimit != nil {
-		rate = *c.faults.RateLimit
-	}
-	if rate <= 0 {
-		return true, 0
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	b := s.buckets[c.rec.SiteID]
-	if b == nil {
-		b = &bucket{}
-		s.buckets[c.rec.SiteID] = b
-	}
-	return b.take(s.opts.Now(), rate, s.opts.burst(rate))
-}
-
-// roll reports true with probability p.
-func (s *Server) roll(p float64) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.rng.Float64() < p
-}
-
-func (s *Server) errorStatus(statuses []int) int {
-	if len(statuses) == 0 {
-		statuses = DefaultErrorStatuses()
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return statuses[s.rng.IntN(len(statuses))]
-}
-
-// delay holds c for d, or until its context ends (the client left or the
-// server is closing); it reports whether d passed. It first reads the body
-// (up to the largest Track API limit) so that net/http watches the
-// connection and ends the context when the client goes away.
-func (s *Server) delay(c *call, d time.Duration) bool {
-	buf, err := io.ReadAll(io.LimitReader(c.r.Body, track.MaxBatchBytes+1))
-	if err != nil {
-		return false
-	}
-	c.r.Body = struct {
-		io.Reader
-		io.Closer
-	}{io.MultiReader(bytes.NewReader(buf), c.r.Body), c.r.Body}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-c.r.Context().Done():
-		return false
-	}
-}
-
 // record counts c in the ledger and the request log. It runs before the
 // answer is written, so a client that has its answer finds it counted.
 func (s *Server) record(c *call, o outcome) {
 	o.site = c.rec.SiteID
 	c.rec.Status = o.status
 	s.mu.Lock()
-	s.ledger.record(c.rec.Time, o)
+	s.ledger.record(s.opts.Now(), o) // read under the lock: windows see time in order
 	s.log.push(c.rec)
 	s.mu.Unlock()
 	s.opts.Logger.DebugContext(c.r.Context(), "fake track api request",
@@ -365,40 +305,6 @@ func (s *Server) fail(c *call, status int, fault, msg string) {
 func (s *Server) unauthorized(c *call, fault string) {
 	c.w.Header().Set("WWW-Authenticate", `Basic realm="Customer.io Track API"`)
 	s.fail(c, http.StatusUnauthorized, fault, "unauthorized: check your site id and API key")
-}
-
-// rateLimited answers a bare 429, with Retry-After when Options.RetryAfter.
-func (s *Server) rateLimited(c *call, fault string, wait time.Duration) {
-	c.rec.Fault = fault
-	s.record(c, outcome{status: http.StatusTooManyRequests})
-	if s.opts.RetryAfter {
-		c.w.Header().Set("Retry-After", fmt.Sprint(retryAfterSeconds(wait)))
-	}
-	c.w.WriteHeader(http.StatusTooManyRequests)
-}
-
-// drop records a request that gets no answer because its client left or
-// the server is closing, and closes its connection.
-func (s *Server) drop(c *call, fault string) {
-	c.rec.Fault = fault
-	s.record(c, outcome{canceled: true})
-	hangUp(c.w)
-}
-
-// closeConnection closes the connection without an answer.
-func (s *Server) closeConnection(c *call) {
-	c.rec.Fault = FaultCloseConnection
-	s.record(c, outcome{closed: true})
-	hangUp(c.w)
-}
-
-// hangUp closes the connection of w without writing an answer.
-func hangUp(w http.ResponseWriter) {
-	conn, _, err := http.NewResponseController(w).Hijack()
-	if err != nil {
-		panic(http.ErrAbortHandler) // HTTP/2: abort the stream instead
-	}
-	_ = conn.Close()
 }
 
 // writeJSON writes a JSON answer.
