@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"fmt"
 	"reflect"
 	"strings"
@@ -17,11 +18,16 @@ func (c *Config) YAML() ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("config: render yaml: %w", err)
 	}
-	out, err := yaml.Marshal(n)
-	if err != nil {
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(n); err != nil {
 		return nil, fmt.Errorf("config: render yaml: %w", err)
 	}
-	return out, nil
+	if err := enc.Close(); err != nil {
+		return nil, fmt.Errorf("config: render yaml: %w", err)
+	}
+	return buf.Bytes(), nil
 }
 
 var (
