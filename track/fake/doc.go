@@ -20,7 +20,8 @@
 //		RateLimit:   80,
 //	})
 //	t.Cleanup(srv.Close)
-//	c := track.NewClient(track.Config{SiteID: "site", APIKey: "key", BaseURL: srv.URL})
+//	c, err := track.NewClient(track.Config{SiteID: "site", APIKey: "key", BaseURL: srv.URL})
+//	require.NoError(t, err)
 //	// ... drive cioq against c or srv.URL ...
 //	l := srv.Ledger()
 //	require.Zero(t, l.DuplicateOps)
@@ -29,10 +30,14 @@
 //
 // Faults change at run time, from Go or over HTTP:
 //
-//	srv.SetFaults(fake.Faults{ErrorRate: 0.2, Latency: 50 * time.Millisecond})
-//	srv.SetFaults(fake.Faults{RateLimit: fake.Rate(20)}) // a quarter of the budget
-//	srv.SetFaults(fake.Faults{RejectAttribute: "poison"}) // batch_index errors
-//	srv.SetFaults(fake.Faults{})                          // healthy again
+//	err = srv.SetFaults(fake.Faults{ErrorRate: 0.2, Latency: 50 * time.Millisecond})
+//	err = srv.SetFaults(fake.Faults{RateLimit: fake.Rate(20)})  // a quarter of the budget
+//	err = srv.SetFaults(fake.Faults{RejectAttribute: "poison"}) // batch_index errors
+//	err = srv.SetFaults(fake.Faults{})                          // healthy again
+//
+// Request.Fault names the fault that decided an answer, and the ledger
+// counts requests closed (CloseConnection) or abandoned during Latency
+// (Closed, Canceled): none of their ops is accepted.
 //
 // # Ledger
 //
