@@ -429,3 +429,36 @@ workspaces:
 		require.True(t, containsOne(ve.Problems, want), "no problem mentions %q in:\n%s", want, err)
 	}
 }
+
+func TestDocs_ListEveryEnvVarAndKey(t *testing.T) {
+	t.Parallel()
+	doc, err := os.ReadFile("../../docs/configuration.md")
+	require.NoError(t, err)
+	for _, k := range keys() {
+		require.Contains(t, string(doc), "`"+k.path+"`", "docs/configuration.md misses key %s", k.path)
+		for _, e := range k.envs {
+			require.Contains(t, string(doc), "`"+e+"`", "docs/configuration.md misses env var %s", e)
+		}
+		if k.flag != "" {
+			require.Contains(t, string(doc), "`--"+k.flag+"`", "docs/configuration.md misses flag --%s", k.flag)
+		}
+	}
+	for _, e := range []string{EnvSiteID, EnvAPIKey, EnvRegion, EnvTrackURL, EnvRateLimit, EnvRateBurst, EnvCriticalShare, EnvConfigFile} {
+		require.Contains(t, string(doc), "`"+e+"`", "docs/configuration.md misses env var %s", e)
+	}
+}
+
+func TestDocs_ExampleFileIsValid(t *testing.T) {
+	t.Parallel()
+	doc, err := os.ReadFile("../../docs/configuration.md")
+	require.NoError(t, err)
+	_, rest, ok := strings.Cut(string(doc), "```yaml\n")
+	require.True(t, ok)
+	example, _, ok := strings.Cut(rest, "```")
+	require.True(t, ok)
+	cfg, err := Load(LoadOptions{File: writeFile(t, example), Env: testEnv("CIO_US_MAIN_KEY", "k1", "CIO_EU_SHOP_KEY", "k2")})
+	require.NoError(t, err)
+	require.Len(t, cfg.Workspaces, 2)
+	require.Equal(t, 100*time.Millisecond, cfg.Workspaces[1].Batch.MaxWait)
+	require.Equal(t, "json", cfg.Log.Format)
+}
