@@ -97,9 +97,9 @@ func (o Options) burst(rate float64) float64 {
 // Faults are failures the fake injects, changed at run time with
 // (*Server).SetFaults or PUT /_fake/faults. The zero Faults injects nothing.
 // The checks run in this order, the first that applies answers: Latency,
-// CloseConnection, Down, routing (404/405), Unauthorized and auth (401),
+// CloseConnection, Down, Unauthorized, routing (404/405), Basic auth (401),
 // Storm429, the rate limit (429), ErrorRate, then request validation and
-// RejectAttribute.
+// RejectAttribute. The control API (/_fake/) is never faulted.
 type Faults struct {
 	// Down makes every request fail with DownStatus.
 	Down bool `json:"down,omitempty"`
