@@ -1,6 +1,7 @@
 package track
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net/http"
@@ -50,7 +51,7 @@ func (e *APIError) Error() string {
 		msg = m
 	}
 	if msg == "" {
-		msg = http.StatusText(e.StatusCode)
+		msg = cmp.Or(http.StatusText(e.StatusCode), "no message")
 	}
 	return fmt.Sprintf("track: %s %s: %d: %s", e.Method, e.Path, e.StatusCode, msg)
 }
