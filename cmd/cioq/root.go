@@ -136,7 +136,7 @@ func execute(ctx context.Context, args []string, s streams, env func(string) (st
 		return exitOK
 	}
 	fmt.Fprintf(s.err, "cioq: %v\n", err)
-	var ee *exitError
+	var ee exitError
 	if !errors.As(err, &ee) {
 		return exitFailure
 	}
@@ -146,15 +146,16 @@ func execute(ctx context.Context, args []string, s streams, env func(string) (st
 	return ee.code
 }
 
-// exitError carries an exit code other than 1.
+// exitError carries an exit code: return exitError{code: 2, err: err} (or
+// usageError(err)) from a RunE. A plain error exits 1.
 type exitError struct {
 	code int
 	err  error
 	hint bool // print the --help hint
 }
 
-func (e *exitError) Error() string { return e.err.Error() }
-func (e *exitError) Unwrap() error { return e.err }
+func (e exitError) Error() string { return e.err.Error() }
+func (e exitError) Unwrap() error { return e.err }
 
 // usageError marks err as a usage or configuration error: exit 2. A
 // configuration error (config.ErrInvalid) gets no --help hint: its message
@@ -163,9 +164,9 @@ func usageError(err error) error {
 	if err == nil {
 		return nil
 	}
-	var ee *exitError
+	var ee exitError
 	if errors.As(err, &ee) && ee.code == exitUsage {
 		return err
 	}
-	return &exitError{code: exitUsage, err: err, hint: !errors.Is(err, config.ErrInvalid)}
+	return exitError{code: exitUsage, err: err, hint: !errors.Is(err, config.ErrInvalid)}
 }

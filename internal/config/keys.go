@@ -15,8 +15,6 @@ type key struct {
 	envs []string
 	flag string
 	def  any // string, int, uint32, float64 or time.Duration: also the type
-	// zeroOK: an explicit zero is a valid value, not a mistake.
-	zeroOK bool
 }
 
 // keys lists every scalar setting outside the workspaces list.

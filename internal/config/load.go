@@ -163,7 +163,7 @@ func setParsed(v *viper.Viper, p *problems, k key, s, from string) {
 		p.addf("%s=%q: %v", from, s, err)
 		return
 	}
-	if !k.zeroOK && isNonPositive(val) {
+	if isNonPositive(val) {
 		p.addf("%s=%q: must be > 0 (unset it for the default %v)", from, s, k.def)
 		return
 	}
@@ -259,7 +259,8 @@ func changedFlag(fs *pflag.FlagSet, name string) *pflag.Flag {
 }
 
 // unwrapAll flattens a joined error into one line per cause, without the
-// decoder's boilerplate header.
+// decoder's boilerplate header and without the offending value, which could
+// be a secret (an api_key given as a list, say).
 func unwrapAll(err error) string {
 	var parts []string
 	if j, ok := err.(interface{ Unwrap() []error }); ok {
@@ -271,5 +272,6 @@ func unwrapAll(err error) string {
 	if u := errors.Unwrap(err); u != nil && strings.HasPrefix(err.Error(), "decoding failed") {
 		return unwrapAll(u)
 	}
-	return err.Error()
+	msg, _, _ := strings.Cut(err.Error(), ", value: ")
+	return msg
 }

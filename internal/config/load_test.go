@@ -462,3 +462,12 @@ func TestDocs_ExampleFileIsValid(t *testing.T) {
 	require.Equal(t, 100*time.Millisecond, cfg.Workspaces[1].Batch.MaxWait)
 	require.Equal(t, "json", cfg.Log.Format)
 }
+
+func TestLoad_DecodeErrorsNeverQuoteAKey(t *testing.T) {
+	t.Parallel()
+	file := writeFile(t, "workspaces:\n  - name: a\n    site_id: s\n    api_key: [key-s3cr3t]\n")
+	_, err := Load(LoadOptions{File: file, Env: testEnv()})
+	require.ErrorIs(t, err, ErrInvalid)
+	require.Contains(t, err.Error(), "api_key")
+	require.NotContains(t, err.Error(), "s3cr3t")
+}
