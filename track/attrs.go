@@ -60,6 +60,14 @@ func checkAttrValue(path string, v any, perValue bool) error {
 			return tooBig(path, "value", len(x), MaxAttributeValueBytes)
 		}
 		return nil
+	case json.Number:
+		if !validNumber(string(x)) {
+			return invalid(path, "is not a valid JSON number")
+		}
+		if perValue && len(x) > MaxAttributeValueBytes {
+			return tooBig(path, "value", len(x), MaxAttributeValueBytes)
+		}
+		return nil
 	}
 	rv := reflect.ValueOf(v)
 	sized, err := checkValue(path, rv, 0)
@@ -105,7 +113,7 @@ func checkValue(path string, v reflect.Value, depth int) (sized bool, err error)
 	t := v.Type()
 	switch t {
 	case reflect.TypeFor[json.Number]():
-		if s := v.String(); s == "" || (s[0] != '-' && (s[0] < '0' || s[0] > '9')) || !json.Valid([]byte(s)) {
+		if !validNumber(v.String()) {
 			return true, invalid(path, "is not a valid JSON number")
 		}
 		return true, nil
@@ -182,4 +190,9 @@ func checkValue(path string, v reflect.Value, depth int) (sized bool, err error)
 	default:
 		return true, invalid(path, "is a "+t.String()+", not a JSON value")
 	}
+}
+
+// validNumber reports whether s is a JSON number literal.
+func validNumber(s string) bool {
+	return s != "" && (s[0] == '-' || (s[0] >= '0' && s[0] <= '9')) && json.Valid([]byte(s))
 }

@@ -45,6 +45,7 @@ type APIError struct {
 	RetryAfter time.Duration
 }
 
+// Error renders "track: METHOD PATH: STATUS: message".
 func (e *APIError) Error() string {
 	msg := strings.TrimSpace(string(e.Body))
 	if m := ErrorMessage(e.Body); m != "" {
@@ -84,6 +85,7 @@ type TransportError struct {
 	Err     error
 }
 
+// Error renders "track: METHOD PATH: cause".
 func (e *TransportError) Error() string {
 	return fmt.Sprintf("track: %s %s: %v", e.Method, e.Path, e.Err)
 }
@@ -103,6 +105,7 @@ type ItemError struct {
 	Message string `json:"message,omitempty"`
 }
 
+// String renders "batch_index N: reason: field: message".
 func (i ItemError) String() string {
 	parts := make([]string, 0, 3)
 	for _, s := range []string{i.Reason, i.Field, i.Message} {
@@ -121,6 +124,7 @@ type BatchError struct {
 	Items      []ItemError
 }
 
+// Error lists the first three failed ops and how many more there are.
 func (e *BatchError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "track: batch: %d op(s) rejected (status %d)", len(e.Items), e.StatusCode)

@@ -48,7 +48,7 @@ func (b *testBundle) requests() []recorded {
 // setup starts a server that records each request and then runs handler
 // (nil: 200 with "{}"), and a client for it configured by cfg (SiteID,
 // APIKey and BaseURL are filled in).
-func setup(t *testing.T, handler http.HandlerFunc, cfg track.Config) *testBundle {
+func setup(t testing.TB, handler http.HandlerFunc, cfg track.Config) *testBundle {
 	t.Helper()
 	if handler == nil {
 		handler = reply(http.StatusOK, "{}")

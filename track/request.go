@@ -222,6 +222,7 @@ type pooledReader struct {
 	once sync.Once
 }
 
+// Close releases the reader's hold on the buffer; later calls do nothing.
 func (r *pooledReader) Close() error {
 	r.once.Do(func() {
 		r.p.mu.Lock()

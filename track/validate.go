@@ -54,6 +54,7 @@ type ValidationError struct {
 	Limit, Got int
 }
 
+// Error renders "track: invalid op: FIELD: REASON".
 func (e *ValidationError) Error() string {
 	if e.Field == "" {
 		return "track: invalid op: " + e.Reason
