@@ -20,7 +20,7 @@
 //
 //	<prefix>{ws}:done:<op id>    "1", EX DoneTTL (24 h)
 //	<prefix>{ws}:claim:<op id>   <store token>, PX ClaimTTL (30 s)
-//	<prefix>{ws}:tomb:<person>   "<unix ms>:<op id>", PX TombstoneTTL (7 days)
+//	<prefix>{ws}:tomb:<person>   "<unix µs>:<op id>", PX TombstoneTTL (7 days)
 //
 // # Memory
 //

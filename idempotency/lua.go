@@ -9,7 +9,7 @@ import "github.com/redis/go-redis/v9"
 // no tombstone to check, so every key stays in the workspace's slot).
 // ARGV[1] is this store's token, ARGV[2] the claim TTL in ms; for item i
 // ARGV[2i+1] is 1 when it is droppable and ARGV[2i+2] its enqueue time in
-// unix ms.
+// unix microseconds.
 //
 // Returns one entry per item: 1 send, 2 done, 4 claimed, or the tombstone's
 // value (a string) when the item is dropped by it.
@@ -86,9 +86,9 @@ end
 return deleted
 `)
 
-// tombstoneScript stores ARGV[2] ("<unix ms>:<op id>") in KEYS[1] with a TTL
+// tombstoneScript stores ARGV[2] ("<unix µs>:<op id>") in KEYS[1] with a TTL
 // of ARGV[3] ms unless the tombstone there is as new or newer than ARGV[1]
-// (unix ms). Returns 1 when written.
+// (unix µs). Returns 1 when written.
 var tombstoneScript = redis.NewScript(`
 local v = redis.call('GET', KEYS[1])
 if v then

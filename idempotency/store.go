@@ -162,7 +162,7 @@ type Check struct {
 type Tombstone struct {
 	// OpID is the delete/suppress operation that wrote it.
 	OpID string
-	// At is that operation's enqueue time (millisecond precision).
+	// At is that operation's enqueue time (microsecond precision).
 	At time.Time
 }
 
@@ -187,12 +187,14 @@ func checkOpID(op, id string) error {
 	return nil
 }
 
-// unixMs is t in unix milliseconds; the zero time is 0.
-func unixMs(t time.Time) int64 {
+// unixUs is t in unix microseconds; the zero time is 0. Microseconds, not
+// milliseconds: an op enqueued a few microseconds before a suppress of the
+// same person must compare as older.
+func unixUs(t time.Time) int64 {
 	if t.IsZero() {
 		return 0
 	}
-	return t.UnixMilli()
+	return t.UnixMicro()
 }
 
 // Claim checks every item in one round trip (one EVALSHA) and returns one
@@ -226,7 +228,7 @@ func (s *Store) Claim(ctx context.Context, workspace string, items []Item) ([]Ch
 		if droppable {
 			flag = 1
 		}
-		args = append(args, flag, unixMs(it.EnqueuedAt))
+		args = append(args, flag, unixUs(it.EnqueuedAt))
 	}
 	res, err := claimScript.Run(ctx, s.rdb, keys, args...).Slice()
 	if err != nil {
@@ -334,10 +336,10 @@ func (s *Store) SetTombstone(ctx context.Context, workspace, person string, at t
 	if person == "" {
 		return fmt.Errorf("idempotency: set tombstone: %w: empty person", ErrInvalid)
 	}
-	ms := unixMs(at)
-	val := strconv.FormatInt(ms, 10) + ":" + opID
+	us := unixUs(at)
+	val := strconv.FormatInt(us, 10) + ":" + opID
 	err := tombstoneScript.Run(ctx, s.rdb, []string{s.key(workspace, "tomb", person)},
-		ms, val, s.cfg.TombstoneTTL.Milliseconds()).Err()
+		us, val, s.cfg.TombstoneTTL.Milliseconds()).Err()
 	if err != nil {
 		return fmt.Errorf("idempotency: set tombstone in %s: %w", workspace, err)
 	}
@@ -369,5 +371,5 @@ func parseTombstone(v string) (*Tombstone, error) {
 	if !ok || err != nil {
 		return nil, fmt.Errorf("malformed tombstone %q", v)
 	}
-	return &Tombstone{OpID: op, At: time.UnixMilli(ms)}, nil
+	return &Tombstone{OpID: op, At: time.UnixMicro(ms)}, nil
 }

@@ -252,7 +252,7 @@ func TestStore(t *testing.T) {
 		}
 		raw, err := b.db.Client.Get(ctx, b.prefix+"{ws}:tomb:p").Result()
 		require.NoError(t, err)
-		require.Equal(t, fmt.Sprintf("%d:d2", t0.Add(time.Minute).UnixMilli()), raw)
+		require.Equal(t, fmt.Sprintf("%d:d2", t0.Add(time.Minute).UnixMicro()), raw)
 		ttl, err := b.db.Client.PTTL(ctx, b.prefix+"{ws}:tomb:p").Result()
 		require.NoError(t, err)
 		require.Greater(t, ttl, 59*time.Minute)

@@ -239,7 +239,7 @@ func (p *Producer) prepare(op Op) (*task.Payload, Result, error) {
 		OpID:       opID,
 		Action:     o.Action,
 		Person:     o.Person().Key(),
-		EnqueuedAt: now.Truncate(time.Millisecond),
+		EnqueuedAt: now.Truncate(time.Microsecond),
 		Op:         body,
 	}
 	res := Result{

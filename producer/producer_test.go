@@ -186,7 +186,7 @@ func TestProducerConvenienceMethods(t *testing.T) {
 			require.Equal(t, tt.wantQueue, info.Queue)
 			require.Equal(t, producer.DefaultMaxRetry, info.MaxRetry)
 			want := &task.Payload{Workspace: "default", OpID: res.OpID, Action: tt.wantAction, Person: tt.wantPerson,
-				EnqueuedAt: now.Truncate(time.Millisecond)}
+				EnqueuedAt: now.Truncate(time.Microsecond)}
 			got := *pl
 			got.Op = nil
 			if diff := cmp.Diff(want, &got); diff != "" {
@@ -389,7 +389,7 @@ func TestProducerTimestamps(t *testing.T) {
 		require.NoError(t, err, tt.name)
 		_, pl := b.queued(t, res)
 		require.Equal(t, float64(tt.want), opJSON(t, pl.Op)["timestamp"], tt.name)
-		require.True(t, pl.EnqueuedAt.Equal(now.Truncate(time.Millisecond)), "%s: enqueued_at is cioq's clock", tt.name)
+		require.True(t, pl.EnqueuedAt.Equal(now.Truncate(time.Microsecond)), "%s: enqueued_at is cioq's clock", tt.name)
 	}
 }
 
@@ -406,7 +406,7 @@ func TestProducerTombstones(t *testing.T) {
 		require.NoError(t, err)
 		require.NotNil(t, tomb)
 		require.Equal(t, res.OpID, tomb.OpID)
-		require.True(t, tomb.At.Equal(now.Truncate(time.Millisecond)), "at = enqueued_at, got %v", tomb.At)
+		require.True(t, tomb.At.Equal(now.Truncate(time.Microsecond)), "at = enqueued_at, got %v", tomb.At)
 	})
 	t.Run("DeleteWritesOne", func(t *testing.T) {
 		res, err := p.Enqueue(ctx, producer.Op{Op: track.Op{Action: track.ActionDelete, Identifiers: &track.Identifiers{Email: "a@b.c"}}})

@@ -17,7 +17,7 @@ import (
 //	op id        uvarint length + bytes
 //	action       uvarint length + bytes
 //	person       uvarint length + bytes
-//	enqueued_at  varint, unix milliseconds
+//	enqueued_at  varint, unix microseconds
 //	op           uvarint length + bytes (the v2 op JSON), then nothing
 const Version1 byte = 1
 
@@ -56,7 +56,7 @@ type Payload struct {
 	Action track.Action
 	// Person is track.Identifiers.Key() of the op's person ("" for none).
 	Person string
-	// EnqueuedAt is cioq's clock at enqueue, kept to the millisecond;
+	// EnqueuedAt is cioq's clock at enqueue, kept to the microsecond;
 	// tombstones compare it.
 	EnqueuedAt time.Time
 	// Op is the v2 op JSON exactly as it will be sent (event id and timestamp
@@ -66,10 +66,10 @@ type Payload struct {
 }
 
 // Encode returns the binary form of p (see Version1). EnqueuedAt is kept to
-// the millisecond. Decode rejects a payload without Workspace, OpID, a valid
+// the microsecond. Decode rejects a payload without Workspace, OpID, a valid
 // Action or Op, so the producer fills all four.
 func Encode(p *Payload) []byte {
-	ms := p.EnqueuedAt.UnixMilli()
+	us := p.EnqueuedAt.UnixMicro()
 	n := 1 + binary.MaxVarintLen64 +
 		lenField(len(p.Workspace)) + lenField(len(p.OpID)) + lenField(len(p.Action)) +
 		lenField(len(p.Person)) + lenField(len(p.Op))
@@ -79,7 +79,7 @@ func Encode(p *Payload) []byte {
 	b = appendString(b, p.OpID)
 	b = appendString(b, string(p.Action))
 	b = appendString(b, p.Person)
-	b = binary.AppendVarint(b, ms)
+	b = binary.AppendVarint(b, us)
 	b = binary.AppendUvarint(b, uint64(len(p.Op)))
 	return append(b, p.Op...)
 }
@@ -117,7 +117,7 @@ func Decode(b []byte) (*Payload, error) {
 	s := string(b[1:off])
 	sub := func(i int) string { return s[bounds[i][0]-1 : bounds[i][1]-1] }
 
-	ms, n := binary.Varint(b[off:])
+	us, n := binary.Varint(b[off:])
 	if n <= 0 {
 		return nil, &CorruptError{Offset: off, Reason: "bad enqueued_at"}
 	}
@@ -134,7 +134,7 @@ func Decode(b []byte) (*Payload, error) {
 		OpID:       sub(1),
 		Action:     track.Action(sub(2)),
 		Person:     sub(3),
-		EnqueuedAt: time.UnixMilli(ms).UTC(),
+		EnqueuedAt: time.UnixMicro(us).UTC(),
 		Op:         b[start:end:end],
 	}
 	switch {

@@ -79,8 +79,8 @@ func TestPayloadKeepsMilliseconds(t *testing.T) {
 	}
 	got, err := task.Decode(task.Encode(&p))
 	require.NoError(t, err)
-	require.True(t, got.EnqueuedAt.Equal(p.EnqueuedAt.Truncate(time.Millisecond)),
-		"got %v, want %v", got.EnqueuedAt, p.EnqueuedAt.Truncate(time.Millisecond))
+	require.True(t, got.EnqueuedAt.Equal(p.EnqueuedAt.Truncate(time.Microsecond)),
+		"got %v, want %v", got.EnqueuedAt, p.EnqueuedAt.Truncate(time.Microsecond))
 }
 
 func TestPayloadDecodeAliasesOp(t *testing.T) {
@@ -193,7 +193,7 @@ func FuzzRoundTrip(f *testing.F) {
 		}
 		p := &task.Payload{
 			Workspace: ws, OpID: opID, Action: track.Actions[int(ai)%len(track.Actions)],
-			Person: person, EnqueuedAt: time.UnixMilli(ms).UTC(), Op: op,
+			Person: person, EnqueuedAt: time.UnixMicro(ms).UTC(), Op: op,
 		}
 		got, err := task.Decode(task.Encode(p))
 		require.NoError(t, err)

@@ -1,0 +1,217 @@
+package worker
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/cioq/cioq/ratelimit"
+	"github.com/cioq/cioq/track"
+)
+
+// Sender delivers pre-encoded v2 ops in one batch request; *track.Client is one.
+// It returns nil when every op was accepted, a *track.BatchError when some
+// were rejected (the others were accepted), or another track error.
+type Sender interface {
+	BatchEncoded(ctx context.Context, ops [][]byte) error
+}
+
+var _ Sender = (*track.Client)(nil)
+
+// Batching defaults, tuned by the benchmark (docs/BENCHMARKS.md).
+const (
+	DefaultBatchMaxOps      = 500
+	DefaultBatchMaxBytes    = 450 * 1024
+	DefaultBatchMaxWait     = 50 * time.Millisecond
+	DefaultBatchMaxInFlight = 8
+	DefaultMaxPending       = 20000
+)
+
+// BatchConfig bounds the v2 batch requests of one workspace.
+type BatchConfig struct {
+	// MaxOps is the most ops in one request. Zero means DefaultBatchMaxOps (500).
+	MaxOps int
+	// MaxBytes bounds the request body; it must stay under the API's 500 KB.
+	// Zero means DefaultBatchMaxBytes (450 KiB).
+	MaxBytes int
+	// MaxWait is how long the first op of a batch waits for company. Zero
+	// means DefaultBatchMaxWait (50 ms); critical ops never wait.
+	MaxWait time.Duration
+	// MaxInFlight is the most concurrent requests per workspace and lane in
+	// this process. Zero means DefaultBatchMaxInFlight (8).
+	MaxInFlight int
+	// MaxPending caps the ops this process holds for the workspace and lane;
+	// beyond it tasks go back to the queue (no failure counted), so one slow
+	// workspace never holds every handler slot. Zero means DefaultMaxPending.
+	MaxPending int
+}
+
+func (c BatchConfig) withDefaults() BatchConfig {
+	c.MaxOps = cmp.Or(c.MaxOps, DefaultBatchMaxOps)
+	c.MaxBytes = cmp.Or(c.MaxBytes, DefaultBatchMaxBytes)
+	c.MaxWait = cmp.Or(c.MaxWait, DefaultBatchMaxWait)
+	c.MaxInFlight = cmp.Or(c.MaxInFlight, DefaultBatchMaxInFlight)
+	c.MaxPending = cmp.Or(c.MaxPending, DefaultMaxPending)
+	return c
+}
+
+func (c BatchConfig) validate() error {
+	var errs []error
+	if c.MaxOps < 1 {
+		errs = append(errs, fmt.Errorf("batch max ops %d < 1", c.MaxOps))
+	}
+	if c.MaxBytes >= track.MaxBatchBytes || c.MaxBytes < track.MaxOpBytes+batchOverhead {
+		errs = append(errs, fmt.Errorf("batch max bytes %d outside [%d, %d)", c.MaxBytes, track.MaxOpBytes+batchOverhead, track.MaxBatchBytes))
+	}
+	if c.MaxWait < 0 || c.MaxInFlight < 1 || c.MaxPending < 1 {
+		errs = append(errs, errors.New("batch max wait, max in flight and max pending must be positive"))
+	}
+	return errors.Join(errs...)
+}
+
+// Workspace is one Customer.io workspace the worker delivers to.
+type Workspace struct {
+	// Name is the workspace name ops carry ("default" for a single workspace).
+	Name string
+	// Sender delivers its batches (a *track.Client for the workspace).
+	Sender Sender
+	// Limit is its request budget shared by every replica.
+	Limit ratelimit.Limit
+	// Batch bounds its requests; zero fields take the defaults.
+	Batch BatchConfig
+}
+
+// Worker defaults.
+const (
+	DefaultConcurrency         = 1000
+	DefaultServers             = 2
+	DefaultCriticalConcurrency = 50
+	DefaultShutdownTimeout     = 30 * time.Second
+	DefaultRequestTimeout      = 10 * time.Second
+	DefaultMaxLimiterWait      = 2 * time.Second
+	DefaultUnauthorizedPause   = time.Minute
+	DefaultTaskCheckInterval   = 50 * time.Millisecond
+	DefaultDelayedCheck        = 500 * time.Millisecond
+)
+
+// Config configures a Worker.
+type Config struct {
+	// Redis is where asynq keeps the queues. Required.
+	Redis asynq.RedisConnOpt
+	// Client is a go-redis client on the same Redis for cioq's own keys
+	// (limiter, breaker, done-markers, tombstones, dead letters). Required.
+	Client redis.UniversalClient
+	// KeyPrefix prefixes every cioq key. Zero means "cioq:".
+	KeyPrefix string
+	// Workspaces to deliver to; at least one.
+	Workspaces []Workspace
+	// Concurrency is the handler slots of each default-lane server; handlers
+	// mostly wait for their batch. Zero means DefaultConcurrency (1000).
+	Concurrency int
+	// Servers is how many asynq servers dequeue the default lane (asynq
+	// dequeues from one goroutine per server). Zero means DefaultServers (2).
+	Servers int
+	// CriticalConcurrency is the handler slots of the critical-lane server.
+	// Zero means DefaultCriticalConcurrency (50).
+	CriticalConcurrency int
+	// Retry is the backoff for failed sends.
+	Retry RetryPolicy
+	// ShutdownTimeout bounds a graceful stop. Zero means 30 s.
+	ShutdownTimeout time.Duration
+	// RequestTimeout bounds one batch request. Zero means 10 s.
+	RequestTimeout time.Duration
+	// MaxLimiterWait is how long a batch waits in-process for a rate token
+	// before its ops go back to the queue. Zero means 2 s.
+	MaxLimiterWait time.Duration
+	// UnauthorizedPause is how long a workspace pauses after a 401/403. Zero
+	// means 1 min.
+	UnauthorizedPause time.Duration
+	// DoneTTL, ClaimTTL, TombstoneTTL: zero means the idempotency defaults.
+	DoneTTL, ClaimTTL, TombstoneTTL time.Duration
+	// BreakerFailures, BreakerSuccesses, BreakerTimeout: zero means the
+	// breaker defaults (5, 3, 30 s).
+	BreakerFailures, BreakerSuccesses uint32
+	BreakerTimeout                    time.Duration
+	// DeadLetterMax bounds the dead-letter store per workspace. Zero means
+	// DefaultDeadLetterMax.
+	DeadLetterMax int
+	// TaskCheckInterval and DelayedTaskCheckInterval are asynq's polls. Zero
+	// means 50 ms and 500 ms.
+	TaskCheckInterval, DelayedTaskCheckInterval time.Duration
+	// Logger; nil discards.
+	Logger *slog.Logger
+	// Registerer for metrics; nil registers nothing.
+	Registerer prometheus.Registerer
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+func (c Config) withDefaults() Config {
+	c.KeyPrefix = cmp.Or(c.KeyPrefix, "cioq:")
+	c.Concurrency = cmp.Or(c.Concurrency, DefaultConcurrency)
+	c.Servers = cmp.Or(c.Servers, DefaultServers)
+	c.CriticalConcurrency = cmp.Or(c.CriticalConcurrency, DefaultCriticalConcurrency)
+	c.ShutdownTimeout = cmp.Or(c.ShutdownTimeout, DefaultShutdownTimeout)
+	c.RequestTimeout = cmp.Or(c.RequestTimeout, DefaultRequestTimeout)
+	c.MaxLimiterWait = cmp.Or(c.MaxLimiterWait, DefaultMaxLimiterWait)
+	c.UnauthorizedPause = cmp.Or(c.UnauthorizedPause, DefaultUnauthorizedPause)
+	c.DeadLetterMax = cmp.Or(c.DeadLetterMax, DefaultDeadLetterMax)
+	c.TaskCheckInterval = cmp.Or(c.TaskCheckInterval, DefaultTaskCheckInterval)
+	c.DelayedTaskCheckInterval = cmp.Or(c.DelayedTaskCheckInterval, DefaultDelayedCheck)
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	ws := make([]Workspace, len(c.Workspaces))
+	for i, w := range c.Workspaces {
+		w.Batch = w.Batch.withDefaults()
+		ws[i] = w
+	}
+	c.Workspaces = ws
+	return c
+}
+
+func (c Config) validate() error {
+	var errs []error
+	if c.Redis == nil {
+		errs = append(errs, errors.New("worker: Redis is required"))
+	}
+	if c.Client == nil {
+		errs = append(errs, errors.New("worker: Client (go-redis) is required"))
+	}
+	if len(c.Workspaces) == 0 {
+		errs = append(errs, errors.New("worker: at least one workspace is required"))
+	}
+	seen := map[string]bool{}
+	for _, w := range c.Workspaces {
+		if w.Name == "" {
+			errs = append(errs, errors.New("worker: a workspace has no name"))
+		}
+		if seen[w.Name] {
+			errs = append(errs, fmt.Errorf("worker: workspace %q listed twice", w.Name))
+		}
+		seen[w.Name] = true
+		if w.Sender == nil {
+			errs = append(errs, fmt.Errorf("worker: workspace %q has no sender", w.Name))
+		}
+		if w.Limit.Rate <= 0 {
+			errs = append(errs, fmt.Errorf("worker: workspace %q: rate %v must be > 0", w.Name, w.Limit.Rate))
+		}
+		if err := w.Batch.validate(); err != nil {
+			errs = append(errs, fmt.Errorf("worker: workspace %q: %w", w.Name, err))
+		}
+	}
+	if c.Concurrency < 1 || c.Servers < 1 || c.CriticalConcurrency < 1 {
+		errs = append(errs, errors.New("worker: concurrency and servers must be positive"))
+	}
+	return errors.Join(errs...)
+}
