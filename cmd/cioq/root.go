@@ -90,6 +90,10 @@ Exit status: 0 success, 1 failure, 2 usage or configuration error.`,
 		newVersionCmd(g),
 		newConfigCmd(g),
 		newFakecioCmd(g),
+		newWorkerCmd(g),
+		newDemoCmd(g),
+		newImportCmd(g),
+		newDLQCmd(g),
 	}
 	root.AddCommand(cmds...)
 	markUsageErrors(root)

@@ -1,0 +1,264 @@
+package loadtest_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/require"
+
+	"github.com/cioq/cioq/internal/redistest"
+	"github.com/cioq/cioq/producer"
+	"github.com/cioq/cioq/ratelimit"
+	"github.com/cioq/cioq/track"
+	"github.com/cioq/cioq/track/fake"
+	"github.com/cioq/cioq/worker"
+)
+
+const (
+	benchSite = "bench-site"
+	benchKey  = "bench-key"
+	// budget is the workspace's request budget, as Customer.io's fair use.
+	budget = 100
+)
+
+func benchOps() int {
+	if n, err := strconv.Atoi(os.Getenv("CIOQ_BENCH_OPS")); err == nil && n > 0 {
+		return n
+	}
+	return 60000
+}
+
+// child runs one measured side in a process of its own (the test binary
+// re-executed) and reports its peak RSS when stopped.
+type child struct {
+	cmd *exec.Cmd
+}
+
+func startChild(tb testing.TB, mode string, db *redistest.DB, url string) *child {
+	tb.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestBenchChild$")
+	cmd.Env = append(os.Environ(), "CIOQ_BENCH_CHILD="+mode, "CIOQ_BENCH_REDIS="+db.Addr,
+		"CIOQ_BENCH_DB="+strconv.Itoa(db.Index), "CIOQ_BENCH_URL="+url)
+	cmd.Stderr = os.Stderr
+	require.NoError(tb, cmd.Start())
+	c := &child{cmd: cmd}
+	tb.Cleanup(func() { _ = c.cmd.Process.Kill(); _, _ = c.cmd.Process.Wait() })
+	return c
+}
+
+// peakRSS reads the child's VmHWM (peak resident set) in MiB.
+func (c *child) peakRSS() float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", c.cmd.Process.Pid))
+	if err != nil {
+		return -1
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "VmHWM:") {
+			f := strings.Fields(line)
+			kb, _ := strconv.ParseFloat(f[1], 64)
+			return kb / 1024
+		}
+	}
+	return -1
+}
+
+func (c *child) stop() {
+	_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	_ = c.cmd.Wait()
+}
+
+// TestBenchChild is the measured process; it does nothing unless
+// CIOQ_BENCH_CHILD is set ("bare": asynq no-op servers; "cioq": the worker).
+func TestBenchChild(t *testing.T) {
+	mode := os.Getenv("CIOQ_BENCH_CHILD")
+	if mode == "" {
+		t.Skip("helper process for the benchmarks")
+	}
+	idx, _ := strconv.Atoi(os.Getenv("CIOQ_BENCH_DB"))
+	conn := asynq.RedisClientOpt{Addr: os.Getenv("CIOQ_BENCH_REDIS"), DB: idx}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM)
+	switch mode {
+	case "bare":
+		// The same server layout as cioq's default lane: 2 servers, 1000 slots each.
+		var servers []*asynq.Server
+		for range worker.DefaultServers {
+			s := asynq.NewServer(conn, asynq.Config{Concurrency: worker.DefaultConcurrency,
+				Queues: map[string]int{"bare": 1}, LogLevel: asynq.ErrorLevel, TaskCheckInterval: 50 * time.Millisecond})
+			require.NoError(t, s.Start(asynq.HandlerFunc(func(context.Context, *asynq.Task) error { return nil })))
+			servers = append(servers, s)
+		}
+		<-sig
+		for _, s := range servers {
+			s.Shutdown()
+		}
+	case "cioq":
+		client, err := track.NewClient(track.Config{SiteID: benchSite, APIKey: benchKey, BaseURL: os.Getenv("CIOQ_BENCH_URL")})
+		require.NoError(t, err)
+		rdb := redis.NewClient(&redis.Options{Addr: conn.Addr, DB: idx, PoolSize: 64})
+		w, err := worker.New(worker.Config{Redis: conn, Client: rdb, Workspaces: []worker.Workspace{{
+			Name: producer.DefaultWorkspace, Sender: client, Limit: ratelimit.Limit{Rate: budget},
+		}}})
+		require.NoError(t, err)
+		require.NoError(t, w.Start())
+		<-sig
+		w.Shutdown()
+	}
+}
+
+// enqueueConcurrently runs fn(i) for i in [0, n) on g goroutines and returns
+// each call's latency.
+func enqueueConcurrently(tb testing.TB, n, g int, fn func(i int) error) []time.Duration {
+	lat := make([]time.Duration, n)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var firstErr atomic.Value
+	for range g {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				t0 := time.Now()
+				if err := fn(i); err != nil {
+					firstErr.CompareAndSwap(nil, err)
+					return
+				}
+				lat[i] = time.Since(t0)
+			}
+		}()
+	}
+	wg.Wait()
+	if err, ok := firstErr.Load().(error); ok {
+		tb.Fatal(err)
+	}
+	return lat
+}
+
+func percentile(d []time.Duration, p float64) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	s := append([]time.Duration(nil), d...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[min(len(s)-1, int(p*float64(len(s))))]
+}
+
+func waitUntil(tb testing.TB, timeout time.Duration, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("not done after %s", timeout)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// BenchmarkDelivery measures, in one run on one Redis: (a) bare asynq
+// processing no-op tasks, (b) cioq delivering the same number of ops end to
+// end into the fake at a 100 req/s budget, their ratio, producer Enqueue
+// latency, the worker's peak RSS, and (c) end-to-end latency at half of (b).
+func BenchmarkDelivery(b *testing.B) {
+	n := benchOps()
+	for range b.N {
+		db := redistest.New(b)
+		ctx := context.Background()
+
+		// (a) bare asynq.
+		ac := asynq.NewClient(db.ConnOpt())
+		enqueueConcurrently(b, n, 16, func(i int) error {
+			_, err := ac.Enqueue(asynq.NewTask("noop", []byte(strconv.Itoa(i))), asynq.Queue("bare"))
+			return err
+		})
+		insp := asynq.NewInspector(db.ConnOpt())
+		bare := startChild(b, "bare", db, "")
+		t0 := time.Now()
+		waitUntil(b, 5*time.Minute, func() bool {
+			q, err := insp.GetQueueInfo("bare")
+			return err == nil && q.Pending == 0 && q.Active == 0
+		})
+		bareRate := float64(n) / time.Since(t0).Seconds()
+		bareRSS := bare.peakRSS()
+		bare.stop()
+		_ = ac.Close()
+
+		// (b) cioq end to end.
+		srv := fake.NewServer(fake.Options{Credentials: map[string]string{benchSite: benchKey},
+			RateLimit: budget, RequestLog: 200000, RequestLogOps: 2 * n})
+		b.Cleanup(srv.Close)
+		p, err := producer.New(producer.Config{Redis: db.ConnOpt()})
+		require.NoError(b, err)
+		b.Cleanup(func() { _ = p.Close(ctx) })
+		enqLat := enqueueConcurrently(b, n, 16, func(i int) error {
+			_, err := p.Track(ctx, "user-"+strconv.Itoa(i%5000), "page_viewed", map[string]any{"seq": i, "path": "/pricing"})
+			return err
+		})
+		w := startChild(b, "cioq", db, srv.URL)
+		t0 = time.Now()
+		waitUntil(b, 5*time.Minute, func() bool { return srv.Ledger().UniqueOps >= int64(n) })
+		cioqRate := float64(n) / time.Since(t0).Seconds()
+		l := srv.Ledger()
+
+		// (c) end-to-end latency at half of (b)'s rate, with the worker running.
+		half := cioqRate / 2
+		const window = 10 * time.Second
+		m := int(half * window.Seconds())
+		srv.Reset()
+		start := time.Now()
+		var sent sync.Map
+		tick := time.Duration(float64(time.Second) / half)
+		enqueueConcurrently(b, m, 8, func(i int) error {
+			time.Sleep(time.Until(start.Add(time.Duration(i) * tick)))
+			r, err := p.Track(ctx, "late-"+strconv.Itoa(i%5000), "clicked", map[string]any{"seq": i})
+			sent.Store(r.EventID, time.Now())
+			return err
+		})
+		waitUntil(b, 2*time.Minute, func() bool { return srv.Ledger().UniqueOps >= int64(m) })
+		var e2e []time.Duration
+		for _, r := range srv.Requests() {
+			for _, op := range r.Ops {
+				if at, ok := sent.Load(op.ID); ok {
+					e2e = append(e2e, r.Time.Sub(at.(time.Time)))
+				}
+			}
+		}
+		workerRSS := w.peakRSS()
+		w.stop()
+
+		b.ReportMetric(bareRate, "bare-tasks/s")
+		b.ReportMetric(cioqRate, "cioq-ops/s")
+		b.ReportMetric(cioqRate/bareRate, "ratio")
+		b.ReportMetric(float64(percentile(enqLat, .5).Microseconds()), "enqueue-p50-µs")
+		b.ReportMetric(float64(percentile(enqLat, .99).Microseconds()), "enqueue-p99-µs")
+		b.ReportMetric(workerRSS, "worker-MiB")
+		b.ReportMetric(float64(percentile(e2e, .5).Milliseconds()), "e2e-p50-ms")
+		b.ReportMetric(float64(percentile(e2e, .99).Milliseconds()), "e2e-p99-ms")
+		fmt.Printf("\n| measure | value |\n|---|---|\n")
+		fmt.Printf("| ops | %d |\n| (a) bare asynq, no-op handler | %.0f tasks/s (peak RSS %.0f MiB) |\n", n, bareRate, bareRSS)
+		fmt.Printf("| (b) cioq end to end, 100 req/s budget | %.0f ops/s |\n| ratio b/a | %.2f |\n", cioqRate, cioqRate/bareRate)
+		fmt.Printf("| requests / ops per request (max) | %d / %.0f (%d) |\n", l.Requests, float64(l.OpsAccepted)/float64(max(l.Accepted, 1)), l.MaxOpsPerRequest)
+		fmt.Printf("| max requests in any 1 s | %d |\n| 429s | %d |\n| duplicates | %d |\n", l.MaxReceivedPerSecond, l.RateLimited, l.DuplicateOps)
+		fmt.Printf("| producer Enqueue p50 / p99 | %s / %s |\n", percentile(enqLat, .5), percentile(enqLat, .99))
+		fmt.Printf("| worker peak RSS | %.1f MiB |\n", workerRSS)
+		fmt.Printf("| (c) end-to-end latency at %.0f ops/s: p50 / p99 | %s / %s (%d ops) |\n\n", half,
+			percentile(e2e, .5).Round(time.Millisecond), percentile(e2e, .99).Round(time.Millisecond), len(e2e))
+		require.Zero(b, l.DuplicateOps)
+	}
+}
