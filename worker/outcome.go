@@ -11,12 +11,12 @@ import (
 
 // Reasons an op is sent back to the queue without counting a failure.
 const (
-	ReasonRateLimited  = "rate_limited"   // no token from the shared limiter in time, or a 429 cool-down
-	ReasonBreakerOpen  = "breaker_open"   // the workspace's circuit is open
-	ReasonClaimed      = "claimed"        // another live copy of the op is being sent
-	ReasonUnauthorized = "unauthorized"   // Customer.io answered 401/403: the workspace is paused
-	ReasonBackpressure = "backpressure"   // this worker holds its cap of ops for the workspace
-	ReasonShutdown     = "shutdown"       // the worker is stopping
+	ReasonRateLimited  = "rate_limited" // no token from the shared limiter in time, or a 429 cool-down
+	ReasonBreakerOpen  = "breaker_open" // the workspace's circuit is open
+	ReasonClaimed      = "claimed"      // another live copy of the op is being sent
+	ReasonUnauthorized = "unauthorized" // Customer.io answered 401/403: the workspace is paused
+	ReasonBackpressure = "backpressure" // this worker holds its cap of ops for the workspace
+	ReasonShutdown     = "shutdown"     // the worker is stopping
 	ReasonUnknown      = "unknown_workspace"
 )
 
