@@ -95,16 +95,16 @@ func (c Config) withDefaults() Config {
 func (c Config) validate() error {
 	var errs []error
 	if c.Redis == nil && c.Client == nil {
-		errs = append(errs, errors.New("Redis or Client is required"))
+		errs = append(errs, errors.New("config needs Redis or Client"))
 	}
 	if err := checkWorkspace(c.Workspace); err != nil {
-		errs = append(errs, fmt.Errorf("Workspace: %s", err.Reason))
+		errs = append(errs, fmt.Errorf("workspace: %s", err.Reason))
 	}
 	if strings.ContainsAny(c.KeyPrefix, "{}") {
-		errs = append(errs, fmt.Errorf("KeyPrefix %q contains a brace", c.KeyPrefix))
+		errs = append(errs, fmt.Errorf("key prefix %q contains a brace", c.KeyPrefix))
 	}
 	if c.Timeout < 0 {
-		errs = append(errs, fmt.Errorf("Timeout %s is negative", c.Timeout))
+		errs = append(errs, fmt.Errorf("timeout %s is negative", c.Timeout))
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("%w: %w", ErrInvalidConfig, errors.Join(errs...))

@@ -632,10 +632,10 @@ func TestNewValidatesConfig(t *testing.T) {
 		cfg     producer.Config
 		wantMsg string
 	}{
-		{"NoRedis", producer.Config{}, "Redis or Client is required"},
-		{"WorkspaceWithBrace", producer.Config{Redis: redis, Workspace: "a{b}"}, "Workspace"},
-		{"KeyPrefixWithBrace", producer.Config{Redis: redis, KeyPrefix: "cioq:{x}:"}, "KeyPrefix"},
-		{"NegativeTimeout", producer.Config{Redis: redis, Timeout: -time.Second}, "Timeout"},
+		{"NoRedis", producer.Config{}, "config needs Redis or Client"},
+		{"WorkspaceWithBrace", producer.Config{Redis: redis, Workspace: "a{b}"}, "workspace"},
+		{"KeyPrefixWithBrace", producer.Config{Redis: redis, KeyPrefix: "cioq:{x}:"}, "key prefix"},
+		{"NegativeTimeout", producer.Config{Redis: redis, Timeout: -time.Second}, "timeout"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
