@@ -21,7 +21,7 @@ test:
 
 ## bench: throughput and latency benchmarks (figures go to docs/BENCHMARKS.md).
 bench:
-	scripts/with-redis.sh $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./bench/...
+	scripts/with-redis.sh $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./loadtest/...
 
 ## lint: gofmt, go vet and staticcheck must all be clean.
 lint: fmt vet staticcheck

@@ -9,12 +9,10 @@
 set -euo pipefail
 
 ping_redis() { # host port
-  local reply
-  exec 3<>"/dev/tcp/$1/$2" 2>/dev/null || return 1
-  printf 'PING\r\n' >&3
-  IFS= read -r -t 2 reply <&3 || { exec 3>&-; return 1; }
-  exec 3>&-
-  [[ "$reply" == "+PONG"* ]]
+  ( exec 3<>"/dev/tcp/$1/$2" || exit 1
+    printf 'PING\r\n' >&3
+    IFS= read -r -t 2 reply <&3 || exit 1
+    [[ "$reply" == "+PONG"* ]] ) 2>/dev/null
 }
 
 if [[ -n "${REDIS_ADDR:-}" ]]; then
