@@ -20,21 +20,21 @@ type endpoint struct {
 func newEndpoints() []endpoint {
 	return []endpoint{
 		{segs: split("api/v1/customers/{}"), methods: map[string]handleFunc{
-			http.MethodPut: (*Server).v1Identify, http.MethodDelete: (*Server).v1Delete}},
+			http.MethodPut: (*Server).v1Call, http.MethodDelete: (*Server).v1Call}},
 		{segs: split("api/v1/customers/{}/events"), methods: map[string]handleFunc{
-			http.MethodPost: (*Server).v1Event}},
+			http.MethodPost: (*Server).v1Call}},
 		{segs: split("api/v1/events"), methods: map[string]handleFunc{
-			http.MethodPost: (*Server).v1AnonymousEvent}},
+			http.MethodPost: (*Server).v1Call}},
 		{segs: split("api/v1/customers/{}/suppress"), methods: map[string]handleFunc{
-			http.MethodPost: (*Server).v1Suppress}},
+			http.MethodPost: (*Server).v1Call}},
 		{segs: split("api/v1/customers/{}/unsuppress"), methods: map[string]handleFunc{
-			http.MethodPost: (*Server).v1Unsuppress}},
+			http.MethodPost: (*Server).v1Call}},
 		{segs: split("api/v1/customers/{}/devices"), methods: map[string]handleFunc{
-			http.MethodPut: (*Server).v1AddDevice}},
+			http.MethodPut: (*Server).v1Call}},
 		{segs: split("api/v1/customers/{}/devices/{}"), methods: map[string]handleFunc{
-			http.MethodDelete: (*Server).v1DeleteDevice}},
+			http.MethodDelete: (*Server).v1Call}},
 		{segs: split("api/v1/merge_customers"), methods: map[string]handleFunc{
-			http.MethodPost: (*Server).v1Merge}},
+			http.MethodPost: (*Server).v1Call}},
 		{segs: split("api/v2/entity"), methods: map[string]handleFunc{
 			http.MethodPost: (*Server).v2Entity}},
 		{segs: split("api/v2/batch"), methods: map[string]handleFunc{

@@ -1,0 +1,336 @@
+package track
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// MaxV1BodyBytes bounds a v1 request body: an event's data (≤
+// MaxEventDataBytes) plus room for the rest of the call. A v1 op is not held
+// to MaxOpBytes, a v2 limit.
+const MaxV1BodyBytes = MaxEventDataBytes + MaxOpBytes
+
+// The v1 calls, as V1Call.Name reports them.
+const (
+	V1Identify       = "identify"
+	V1Delete         = "delete"
+	V1Track          = "track"
+	V1TrackAnonymous = "track_anonymous"
+	V1Suppress       = "suppress"
+	V1Unsuppress     = "unsuppress"
+	V1AddDevice      = "add_device"
+	V1DeleteDevice   = "delete_device"
+	V1Merge          = "merge"
+)
+
+// V1Call is a request routed to one v1 call.
+type V1Call struct {
+	// Name is the call: V1Identify, V1Track, ...
+	Name string
+	// Method is the HTTP method.
+	Method string
+	// Pattern is the path pattern, e.g. "/api/v1/customers/{id}/events": a
+	// label of low cardinality for metrics and logs.
+	Pattern string
+	// Params are the unescaped path wildcards in order: the person id, then
+	// the device id for V1DeleteDevice.
+	Params []string
+}
+
+// RouteError says why a request matched no v1 call: StatusCode 404 (no such
+// path) or 405 (the path exists for the methods in Allow).
+type RouteError struct {
+	StatusCode int
+	Allow      []string
+}
+
+// Error renders "track: 404 not found" or "track: 405 method not allowed".
+func (e *RouteError) Error() string {
+	if e.StatusCode == http.StatusMethodNotAllowed {
+		return "track: method not allowed"
+	}
+	return "track: not found"
+}
+
+// ErrMalformedBody matches the errors V1Call.Op returns for a body that does
+// not decode into the call's shape (bad JSON, unknown field, wrong type).
+var ErrMalformedBody = errors.New("track: malformed body")
+
+// MalformedError is a v1 body that does not decode into its call's shape.
+// It matches ErrMalformedBody; Reason is the message the Track API answers
+// with. It never quotes values from the body.
+type MalformedError struct {
+	Reason string
+}
+
+// Error renders "track: malformed body: REASON".
+func (e *MalformedError) Error() string { return "track: malformed body: " + e.Reason }
+
+// Is matches ErrMalformedBody.
+func (e *MalformedError) Is(target error) bool { return target == ErrMalformedBody }
+
+func malformed(format string, args ...any) *MalformedError {
+	return &MalformedError{Reason: fmt.Sprintf(format, args...)}
+}
+
+// MatchV1 routes method and escapedPath (the URL's EscapedPath, so an id
+// holding "%2F" stays one segment) to a v1 call, or returns a *RouteError.
+func MatchV1(method, escapedPath string) (V1Call, error) {
+	rest, ok := strings.CutPrefix(escapedPath, "/api/v1/")
+	if !ok {
+		return V1Call{}, &RouteError{StatusCode: http.StatusNotFound}
+	}
+	segs := strings.Split(rest, "/")
+	var (
+		pattern string
+		methods map[string]string // method → call name
+		params  []string
+	)
+	switch {
+	case len(segs) == 1 && segs[0] == "events":
+		pattern, methods = "/api/v1/events", map[string]string{http.MethodPost: V1TrackAnonymous}
+	case len(segs) == 1 && segs[0] == "merge_customers":
+		pattern, methods = "/api/v1/merge_customers", map[string]string{http.MethodPost: V1Merge}
+	case segs[0] == "customers" && len(segs) >= 2 && len(segs) <= 4:
+		for i, s := range segs[1:] {
+			if i == 1 {
+				continue // the sub-resource name, not a parameter
+			}
+			p, err := url.PathUnescape(s)
+			if err != nil || p == "" {
+				return V1Call{}, &RouteError{StatusCode: http.StatusNotFound}
+			}
+			params = append(params, p)
+		}
+		sub := strings.Join(segs[2:min(len(segs), 3)], "")
+		switch {
+		case len(segs) == 2:
+			pattern, methods = "/api/v1/customers/{id}", map[string]string{http.MethodPut: V1Identify, http.MethodDelete: V1Delete}
+		case len(segs) == 3 && sub == "events":
+			pattern, methods = "/api/v1/customers/{id}/events", map[string]string{http.MethodPost: V1Track}
+		case len(segs) == 3 && sub == "suppress":
+			pattern, methods = "/api/v1/customers/{id}/suppress", map[string]string{http.MethodPost: V1Suppress}
+		case len(segs) == 3 && sub == "unsuppress":
+			pattern, methods = "/api/v1/customers/{id}/unsuppress", map[string]string{http.MethodPost: V1Unsuppress}
+		case len(segs) == 3 && sub == "devices":
+			pattern, methods = "/api/v1/customers/{id}/devices", map[string]string{http.MethodPut: V1AddDevice}
+		case len(segs) == 4 && sub == "devices":
+			pattern, methods = "/api/v1/customers/{id}/devices/{device_id}", map[string]string{http.MethodDelete: V1DeleteDevice}
+		}
+	}
+	if methods == nil {
+		return V1Call{}, &RouteError{StatusCode: http.StatusNotFound}
+	}
+	if name, ok := methods[method]; ok {
+		return V1Call{Name: name, Method: method, Pattern: pattern, Params: params}, nil
+	}
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodPut, http.MethodPost, http.MethodDelete} {
+		if _, ok := methods[m]; ok {
+			allow = append(allow, m)
+		}
+	}
+	return V1Call{}, &RouteError{StatusCode: http.StatusMethodNotAllowed, Allow: allow}
+}
+
+// V1ToV2 routes a v1 request (MatchV1) and maps it to its v2 op (V1Call.Op).
+func V1ToV2(method, escapedPath string, body []byte) (*Op, error) {
+	c, err := MatchV1(method, escapedPath)
+	if err != nil {
+		return nil, err
+	}
+	return c.Op(body)
+}
+
+// Op maps the call with body to the v2 op it means (TRACK_API.md "v1 →
+// v2") and validates it as the v1 API does:
+//
+//   - a path id "cio_<x>" is identifiers {"cio_id":"<x>"}, one holding "@"
+//     is {"email":...}, anything else {"id":...} (IdentifiersFromV1);
+//   - identify: the body's flat attributes become attributes, `_timestamp`
+//     becomes timestamp (other keys, `_update` included, stay attributes);
+//   - track: `data` becomes attributes, `type` "page" (or "screen") becomes
+//     action page (screen), `id`, `name` and `timestamp` are kept;
+//   - anonymous track (POST /api/v1/events): `anonymous_id` becomes
+//     identifiers.anonymous_id;
+//   - add device: device.id becomes device.token; delete device: the path's
+//     device id becomes device.token;
+//   - suppress, unsuppress, delete: the body is ignored;
+//   - merge: primary and secondary are kept.
+//
+// A body that does not decode into the call's shape returns a
+// *MalformedError (ErrMalformedBody); an op that breaks a rule or limit
+// returns a *ValidationError (ErrInvalidOp), checked with ValidateOp except
+// for MaxOpBytes, which v1 does not have. body must be valid UTF-8 (the
+// caller checks; an invalid string is a *ValidationError here).
+func (c V1Call) Op(body []byte) (*Op, error) {
+	op, err := c.mapOp(body)
+	if err != nil {
+		return nil, err
+	}
+	if err := ValidateOp(op); err != nil {
+		var ve *ValidationError
+		if !errors.As(err, &ve) || ve.Field != "" || ve.Limit != MaxOpBytes {
+			return nil, err
+		}
+	}
+	return op, nil
+}
+
+func (c V1Call) mapOp(body []byte) (*Op, error) {
+	person := func(action Action) *Op {
+		ids := IdentifiersFromV1(c.Params[0])
+		return &Op{Type: "person", Action: action, Identifiers: &ids}
+	}
+	switch c.Name {
+	case V1Identify:
+		return v1Identify(person(ActionIdentify), body)
+	case V1Delete:
+		return person(ActionDelete), nil
+	case V1Suppress:
+		return person(ActionSuppress), nil
+	case V1Unsuppress:
+		return person(ActionUnsuppress), nil
+	case V1Track:
+		ev, err := decodeV1Event(body)
+		if err != nil {
+			return nil, err
+		}
+		if ev.AnonymousID != "" {
+			return nil, malformed("anonymous_id: only for POST /api/v1/events")
+		}
+		return v1Event(ev, IdentifiersFromV1(c.Params[0]))
+	case V1TrackAnonymous:
+		ev, err := decodeV1Event(body)
+		if err != nil {
+			return nil, err
+		}
+		return v1Event(ev, Identifiers{AnonymousID: ev.AnonymousID})
+	case V1AddDevice:
+		return v1AddDevice(person(ActionAddDevice), body)
+	case V1DeleteDevice:
+		op := person(ActionDeleteDevice)
+		op.Device = &Device{Token: c.Params[1]}
+		return op, nil
+	case V1Merge:
+		var req struct {
+			Primary   *Identifiers `json:"primary"`
+			Secondary *Identifiers `json:"secondary"`
+		}
+		if err := decodeStrict(body, &req); err != nil {
+			return nil, malformed("malformed merge: %s", jsonErrorText(err))
+		}
+		return &Op{Type: "person", Action: ActionMerge, Primary: req.Primary, Secondary: req.Secondary}, nil
+	}
+	return nil, &RouteError{StatusCode: http.StatusNotFound}
+}
+
+func v1Identify(op *Op, body []byte) (*Op, error) {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return op, nil
+	}
+	var attrs map[string]any
+	if err := decodeStrict(body, &attrs); err != nil || attrs == nil {
+		return nil, malformed("body must be a JSON object of attributes")
+	}
+	if ts, ok := attrs["_timestamp"]; ok {
+		n, err := unixSeconds(ts)
+		if err != nil {
+			return nil, malformed("_timestamp: %s", err.Error())
+		}
+		op.Timestamp = n
+		delete(attrs, "_timestamp")
+	}
+	if len(attrs) > 0 {
+		op.Attributes = attrs
+	}
+	return op, nil
+}
+
+// v1EventBody is the body of a v1 event.
+type v1EventBody struct {
+	Name        string         `json:"name"`
+	ID          string         `json:"id,omitempty"`
+	Type        string         `json:"type,omitempty"`
+	Timestamp   int64          `json:"timestamp,omitempty"`
+	Data        map[string]any `json:"data,omitempty"`
+	AnonymousID string         `json:"anonymous_id,omitempty"`
+}
+
+func decodeV1Event(body []byte) (v1EventBody, error) {
+	var ev v1EventBody
+	if err := decodeStrict(body, &ev); err != nil {
+		return ev, malformed("malformed event: %s", jsonErrorText(err))
+	}
+	return ev, nil
+}
+
+func v1Event(ev v1EventBody, ids Identifiers) (*Op, error) {
+	action := ActionEvent
+	switch ev.Type {
+	case "", "event":
+	case "page":
+		action = ActionPage
+	case "screen":
+		action = ActionScreen
+	default:
+		return nil, malformed(`type: must be "event", "page" or "screen"`)
+	}
+	op := &Op{Type: "person", Action: action, Name: ev.Name, ID: ev.ID, Timestamp: ev.Timestamp, Attributes: ev.Data}
+	if !ids.IsZero() {
+		op.Identifiers = &ids
+	}
+	return op, nil
+}
+
+func v1AddDevice(op *Op, body []byte) (*Op, error) {
+	var req struct {
+		Device *struct {
+			ID         string         `json:"id"`
+			Platform   string         `json:"platform,omitempty"`
+			LastUsed   int64          `json:"last_used,omitempty"`
+			Attributes map[string]any `json:"attributes,omitempty"`
+		} `json:"device"`
+	}
+	if err := decodeStrict(body, &req); err != nil {
+		return nil, malformed("malformed device: %s", jsonErrorText(err))
+	}
+	if d := req.Device; d != nil {
+		op.Device = &Device{Token: d.ID, Platform: d.Platform, LastUsed: d.LastUsed, Attributes: d.Attributes}
+	}
+	return op, nil
+}
+
+// decodeStrict decodes exactly one JSON value into v, rejecting unknown
+// fields and trailing data; numbers in maps decode as json.Number.
+func decodeStrict(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	dec.UseNumber()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return errors.New("trailing data after the JSON value")
+	}
+	return nil
+}
+
+// unixSeconds reads a v1 _timestamp: a whole number of seconds.
+func unixSeconds(v any) (int64, error) {
+	n, ok := v.(json.Number)
+	if !ok {
+		return 0, errors.New("must be a number of unix seconds")
+	}
+	i, err := n.Int64()
+	if err != nil {
+		return 0, errors.New("must be a whole number of unix seconds")
+	}
+	return i, nil
+}

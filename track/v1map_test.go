@@ -1,0 +1,147 @@
+package track_test
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/stretchr/testify/require"
+
+	"github.com/cioq/cioq/track"
+)
+
+// TestV1ToV2_Rows checks every row of TRACK_API.md "v1 → v2".
+func TestV1ToV2_Rows(t *testing.T) {
+	t.Parallel()
+	id := func(s string) *track.Identifiers { return &track.Identifiers{ID: s} }
+	const ulid = "01JD0000000000000000000001"
+	tests := []struct {
+		name, method, path, body string
+		wantCall                 string
+		want                     *track.Op
+	}{
+		{"PathIDIsID", http.MethodPut, "/api/v1/customers/u1", `{"plan":"pro"}`, track.V1Identify,
+			&track.Op{Type: "person", Action: track.ActionIdentify, Identifiers: id("u1"), Attributes: map[string]any{"plan": "pro"}}},
+		{"CioPrefixIsCioID", http.MethodPut, "/api/v1/customers/cio_abc", ``, track.V1Identify,
+			&track.Op{Type: "person", Action: track.ActionIdentify, Identifiers: &track.Identifiers{CioID: "abc"}}},
+		{"EmailIsEmail", http.MethodPut, "/api/v1/customers/a%40b.c", `{}`, track.V1Identify,
+			&track.Op{Type: "person", Action: track.ActionIdentify, Identifiers: &track.Identifiers{Email: "a@b.c"}}},
+		{"EscapedSlashStaysOneID", http.MethodPut, "/api/v1/customers/a%2Fb", `{}`, track.V1Identify,
+			&track.Op{Type: "person", Action: track.ActionIdentify, Identifiers: id("a/b")}},
+		{"UnderscoreTimestampBecomesTimestamp", http.MethodPut, "/api/v1/customers/u1",
+			`{"_timestamp":1700000001,"_update":true,"n":1}`, track.V1Identify,
+			&track.Op{Type: "person", Action: track.ActionIdentify, Identifiers: id("u1"), Timestamp: 1700000001,
+				Attributes: map[string]any{"_update": true, "n": json.Number("1")}}},
+		{"Delete", http.MethodDelete, "/api/v1/customers/u1", ``, track.V1Delete,
+			&track.Op{Type: "person", Action: track.ActionDelete, Identifiers: id("u1")}},
+		{"EventDataBecomesAttributes", http.MethodPost, "/api/v1/customers/u1/events",
+			`{"name":"purchase","id":"` + ulid + `","type":"event","timestamp":1700000000,"data":{"amount":10}}`, track.V1Track,
+			&track.Op{Type: "person", Action: track.ActionEvent, Identifiers: id("u1"), Name: "purchase", ID: ulid,
+				Timestamp: 1700000000, Attributes: map[string]any{"amount": json.Number("10")}}},
+		{"PageTypeBecomesPage", http.MethodPost, "/api/v1/customers/u1/events", `{"name":"https://x.test/","type":"page"}`, track.V1Track,
+			&track.Op{Type: "person", Action: track.ActionPage, Identifiers: id("u1"), Name: "https://x.test/"}},
+		{"ScreenTypeBecomesScreen", http.MethodPost, "/api/v1/customers/u1/events", `{"name":"home","type":"screen"}`, track.V1Track,
+			&track.Op{Type: "person", Action: track.ActionScreen, Identifiers: id("u1"), Name: "home"}},
+		{"AnonymousIDBecomesIdentifier", http.MethodPost, "/api/v1/events", `{"name":"viewed","anonymous_id":"a-1","data":{"p":"/"}}`, track.V1TrackAnonymous,
+			&track.Op{Type: "person", Action: track.ActionEvent, Identifiers: &track.Identifiers{AnonymousID: "a-1"}, Name: "viewed",
+				Attributes: map[string]any{"p": "/"}}},
+		{"Suppress", http.MethodPost, "/api/v1/customers/u1/suppress", ``, track.V1Suppress,
+			&track.Op{Type: "person", Action: track.ActionSuppress, Identifiers: id("u1")}},
+		{"Unsuppress", http.MethodPost, "/api/v1/customers/u1/unsuppress", `{"ignored":true}`, track.V1Unsuppress,
+			&track.Op{Type: "person", Action: track.ActionUnsuppress, Identifiers: id("u1")}},
+		{"DeviceIDBecomesToken", http.MethodPut, "/api/v1/customers/u1/devices",
+			`{"device":{"id":"tok","platform":"ios","last_used":1700000000,"attributes":{"v":"1"}}}`, track.V1AddDevice,
+			&track.Op{Type: "person", Action: track.ActionAddDevice, Identifiers: id("u1"),
+				Device: &track.Device{Token: "tok", Platform: "ios", LastUsed: 1700000000, Attributes: map[string]any{"v": "1"}}}},
+		{"DeleteDevicePathIDBecomesToken", http.MethodDelete, "/api/v1/customers/u1/devices/t%2Fk", ``, track.V1DeleteDevice,
+			&track.Op{Type: "person", Action: track.ActionDeleteDevice, Identifiers: id("u1"), Device: &track.Device{Token: "t/k"}}},
+		{"Merge", http.MethodPost, "/api/v1/merge_customers", `{"primary":{"id":"a"},"secondary":{"email":"b@c.d"}}`, track.V1Merge,
+			&track.Op{Type: "person", Action: track.ActionMerge, Primary: id("a"), Secondary: &track.Identifiers{Email: "b@c.d"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			call, err := track.MatchV1(tt.method, tt.path)
+			require.NoError(t, err)
+			require.Equal(t, tt.wantCall, call.Name)
+			got, err := track.V1ToV2(tt.method, tt.path, []byte(tt.body))
+			require.NoError(t, err)
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("op (-want +got):\n%s", diff)
+			}
+			require.NoError(t, track.ValidateOp(got))
+		})
+	}
+}
+
+func TestMatchV1_RouteErrors(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, method, path string
+		wantStatus         int
+		wantAllow          []string
+	}{
+		{"UnknownPath", http.MethodPost, "/api/v1/nope", http.StatusNotFound, nil},
+		{"V2IsNotV1", http.MethodPost, "/api/v2/entity", http.StatusNotFound, nil},
+		{"EmptyID", http.MethodPut, "/api/v1/customers/", http.StatusNotFound, nil},
+		{"UnknownSubresource", http.MethodPost, "/api/v1/customers/u1/explode", http.StatusNotFound, nil},
+		{"WrongMethodOnCustomer", http.MethodGet, "/api/v1/customers/u1", http.StatusMethodNotAllowed, []string{"PUT", "DELETE"}},
+		{"WrongMethodOnEvents", http.MethodPut, "/api/v1/events", http.StatusMethodNotAllowed, []string{"POST"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := track.MatchV1(tt.method, tt.path)
+			var re *track.RouteError
+			require.ErrorAs(t, err, &re)
+			require.Equal(t, tt.wantStatus, re.StatusCode)
+			require.Equal(t, tt.wantAllow, re.Allow)
+		})
+	}
+}
+
+func TestV1ToV2_Rejects(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, method, path, body string
+		wantMalformed            bool
+		wantInMessage            string
+	}{
+		{"IdentifyNotAnObject", http.MethodPut, "/api/v1/customers/u1", `[1]`, true, "JSON object"},
+		{"IdentifyFractionalTimestamp", http.MethodPut, "/api/v1/customers/u1", `{"_timestamp":1.5}`, true, "_timestamp"},
+		{"EventUnknownField", http.MethodPost, "/api/v1/customers/u1/events", `{"name":"x","amount":1}`, true, "malformed event"},
+		{"EventUnknownType", http.MethodPost, "/api/v1/customers/u1/events", `{"name":"x","type":"click"}`, true, "type"},
+		{"PersonEventWithAnonymousID", http.MethodPost, "/api/v1/customers/u1/events", `{"name":"x","anonymous_id":"a"}`, true, "anonymous_id"},
+		{"DeviceTokenField", http.MethodPut, "/api/v1/customers/u1/devices", `{"device":{"token":"t"}}`, true, "malformed device"},
+		{"MergeBadJSON", http.MethodPost, "/api/v1/merge_customers", `{`, true, "malformed merge"},
+		{"EventMissingName", http.MethodPost, "/api/v1/customers/u1/events", `{"data":{}}`, false, "name"},
+		{"AnonymousEventWithoutID", http.MethodPost, "/api/v1/events", `{"name":"x"}`, false, "identifiers"},
+		{"DeviceWithoutID", http.MethodPut, "/api/v1/customers/u1/devices", `{"device":{"platform":"ios"}}`, false, "device.token"},
+		{"IdentifierTooLong", http.MethodPut, "/api/v1/customers/" + strings.Repeat("u", 151), `{}`, false, "identifiers.id"},
+		{"MergeSamePerson", http.MethodPost, "/api/v1/merge_customers", `{"primary":{"id":"a"},"secondary":{"id":"a"}}`, false, "secondary"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			op, err := track.V1ToV2(tt.method, tt.path, []byte(tt.body))
+			require.Nil(t, op)
+			require.ErrorContains(t, err, tt.wantInMessage)
+			require.Equal(t, tt.wantMalformed, errors.Is(err, track.ErrMalformedBody), "%v", err)
+			require.Equal(t, !tt.wantMalformed, errors.Is(err, track.ErrInvalidOp), "%v", err)
+		})
+	}
+}
+
+// A v1 event may carry more than a v2 op holds (MaxOpBytes): v1 has no such
+// limit, only the event data limit.
+func TestV1ToV2_LargeEventIsNotHeldToV2OpLimit(t *testing.T) {
+	t.Parallel()
+	body := `{"name":"big","data":{"pad":"` + strings.Repeat("x", track.MaxOpBytes+10) + `"}}`
+	op, err := track.V1ToV2(http.MethodPost, "/api/v1/customers/u1/events", []byte(body))
+	require.NoError(t, err)
+	require.Equal(t, track.ActionEvent, op.Action)
+	require.ErrorIs(t, track.ValidateOp(op), track.ErrInvalidOp)
+}
