@@ -16,9 +16,9 @@ import (
 const (
 	// ReasonInvalid: the op breaks a shape rule (missing identifiers, unknown
 	// action, malformed JSON, ...).
-	ReasonInvalid = "invalid"
+	ReasonInvalid = track.ReasonInvalid
 	// ReasonTooLarge: the op breaks a size or count limit.
-	ReasonTooLarge = "too_large"
+	ReasonTooLarge = track.ReasonTooLarge
 	// ReasonRejected: the op holds Faults.RejectAttribute (a poison op).
 	ReasonRejected = "rejected"
 )
@@ -119,17 +119,7 @@ func decodeStrict(b []byte, v any) error {
 }
 
 // itemError turns a validation error into a batch_index error.
-func itemError(i int, err error) track.ItemError {
-	it := track.ItemError{Index: i, Reason: ReasonInvalid, Message: err.Error()}
-	var ve *track.ValidationError
-	if errors.As(err, &ve) {
-		it.Field, it.Message = ve.Field, ve.Reason
-		if ve.Limit > 0 {
-			it.Reason = ReasonTooLarge
-		}
-	}
-	return it
-}
+func itemError(i int, err error) track.ItemError { return track.NewItemError(i, err) }
 
 // poisoned reports whether op holds Faults.RejectAttribute.
 func (s *Server) poisoned(c *call, i int, op *track.Op) (track.ItemError, bool) {
