@@ -26,8 +26,14 @@ const (
 	NameEnqueued         = "cioq_producer_enqueued_total"
 	NameEnqueueDuration  = "cioq_producer_enqueue_duration_seconds"
 	NameDesiredReplicas  = "cioq_desired_replicas"
+	NameQueueExporter    = "cioq_queue_exporter"
 	NameDeferred         = "cioq_deferred_total"
 	NameUnknownWorkspace = "cioq_unknown_workspace_total"
+	NameSpoolOps         = "cioq_producer_spool_ops"
+	NameSpoolBytes       = "cioq_producer_spool_bytes"
+	NameSpoolReplayed    = "cioq_producer_spool_replayed_total"
+	NameSpoolDropped     = "cioq_producer_spool_dropped_total"
+	NameSpoolRejected    = "cioq_producer_spool_rejected_total"
 )
 
 // Outcome label values of cioq_ops_total.
@@ -122,4 +128,88 @@ func NewWorker(reg prometheus.Registerer) *Worker {
 			m.DeadLetters, m.Unauthorized, m.InFlight, m.Deferred, m.Latency, m.Unknown)
 	}
 	return m
+}
+
+// Ingest metric names (cioq ingest, the Track-compatible HTTP endpoint).
+const (
+	NameIngestRequests        = "cioq_ingest_requests_total"
+	NameIngestRequestDuration = "cioq_ingest_request_duration_seconds"
+	NameIngestOps             = "cioq_ingest_ops_total"
+	NameIngestInFlight        = "cioq_ingest_inflight_requests"
+)
+
+// Outcome label values of cioq_ingest_ops_total.
+const (
+	IngestQueued    = "queued"    // enqueued durably
+	IngestDuplicate = "duplicate" // already queued under the same key: a no-op
+	IngestRejected  = "rejected"  // invalid, reported to the client, not queued
+	IngestFailed    = "failed"    // the queue did not take it (the client got 503)
+)
+
+// Ingest holds the ingest handler's metrics.
+type Ingest struct {
+	Requests        *prometheus.CounterVec   // path (route pattern), status
+	RequestDuration *prometheus.HistogramVec // path
+	Ops             *prometheus.CounterVec   // workspace, action, outcome
+	InFlight        *prometheus.GaugeVec     // workspace
+}
+
+// NewIngest creates the ingest metrics and registers them on reg (nil: not
+// registered, still usable).
+func NewIngest(reg prometheus.Registerer) *Ingest {
+	m := &Ingest{
+		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: NameIngestRequests,
+			Help: "Track API requests answered by ingest, by route pattern and status."},
+			[]string{"path", "status"}),
+		RequestDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: NameIngestRequestDuration,
+			Help:    "Time from request to answer in ingest (the answer comes once every op is durable).",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}},
+			[]string{"path"}),
+		Ops: prometheus.NewCounterVec(prometheus.CounterOpts{Name: NameIngestOps,
+			Help: "Operations received by ingest, by workspace, action and outcome."},
+			[]string{"workspace", "action", "outcome"}),
+		InFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: NameIngestInFlight,
+			Help: "Requests ingest is handling, by workspace."},
+			[]string{"workspace"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.Requests, m.RequestDuration, m.Ops, m.InFlight)
+	}
+	return m
+}
+
+// Producer holds the producer's spool metrics.
+type Producer struct {
+	SpoolOps      prometheus.Gauge   // ops in the spool, not yet replayed
+	SpoolBytes    prometheus.Gauge   // bytes of spool files on disk
+	SpoolReplayed prometheus.Counter // ops replayed from the spool into Redis
+	SpoolDropped  prometheus.Counter // spooled ops found corrupt and skipped
+	SpoolRejected prometheus.Counter // enqueues refused because the spool was full
+}
+
+// NewProducer creates the producer metrics and registers them on reg (nil:
+// not registered, still usable). Unlike NewWorker it returns the
+// registration error instead of panicking: a library must not panic in its
+// caller's process.
+func NewProducer(reg prometheus.Registerer) (*Producer, error) {
+	m := &Producer{
+		SpoolOps: prometheus.NewGauge(prometheus.GaugeOpts{Name: NameSpoolOps,
+			Help: "Operations in the producer's on-disk spool, waiting to be replayed into Redis."}),
+		SpoolBytes: prometheus.NewGauge(prometheus.GaugeOpts{Name: NameSpoolBytes,
+			Help: "Size of the producer's spool files on disk in bytes."}),
+		SpoolReplayed: prometheus.NewCounter(prometheus.CounterOpts{Name: NameSpoolReplayed,
+			Help: "Operations replayed from the producer's spool into Redis."}),
+		SpoolDropped: prometheus.NewCounter(prometheus.CounterOpts{Name: NameSpoolDropped,
+			Help: "Spooled operations found corrupt on disk and skipped."}),
+		SpoolRejected: prometheus.NewCounter(prometheus.CounterOpts{Name: NameSpoolRejected,
+			Help: "Enqueues refused because Redis was unavailable and the spool was full."}),
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{m.SpoolOps, m.SpoolBytes, m.SpoolReplayed, m.SpoolDropped, m.SpoolRejected} {
+			if err := reg.Register(c); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return m, nil
 }
