@@ -1,0 +1,170 @@
+package ingest
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cioq/cioq/producer"
+	"github.com/cioq/cioq/track"
+)
+
+// Defaults for Config fields left zero.
+const (
+	// DefaultMaxV1BodyBytes bounds a v1 body, as the Track API (and
+	// track/fake) does: event data plus room for the rest.
+	DefaultMaxV1BodyBytes = track.MaxV1BodyBytes
+	// DefaultMaxEntityBodyBytes bounds a v2 entity body (track.MaxOpBytes).
+	DefaultMaxEntityBodyBytes = track.MaxOpBytes
+	// DefaultMaxBatchBodyBytes bounds a v2 batch body: it must be smaller
+	// than track.MaxBatchBytes.
+	DefaultMaxBatchBodyBytes = track.MaxBatchBytes - 1
+	// DefaultMaxConcurrentPerClient is how many requests one client (one
+	// Basic-auth site id) may have in flight; more are answered 429.
+	DefaultMaxConcurrentPerClient = 64
+	// DefaultEnqueueConcurrency is how many people's ops of one batch request
+	// are enqueued at once (each person's ops stay in request order).
+	DefaultEnqueueConcurrency = 16
+)
+
+// IdempotencyKeyHeader is the request header whose value becomes the
+// idempotency key (producer.Op.Key) of the request's op, or, for a v2
+// batch, "<value>:<index>" for the op at that index.
+const IdempotencyKeyHeader = "Idempotency-Key"
+
+// MaxIdempotencyKeyBytes bounds the Idempotency-Key header, leaving room in
+// producer.MaxKeyBytes for the ":<index>" of a batch op.
+const MaxIdempotencyKeyBytes = producer.MaxKeyBytes - 8
+
+// ErrInvalidConfig is returned by New for a Config it cannot use.
+var ErrInvalidConfig = errors.New("ingest: invalid config")
+
+// Enqueuer takes one op durably: *producer.Producer is one. Enqueue returns
+// nil only once the op is stored (in Redis, or the producer's spool); an
+// error matching track.ErrInvalidOp means the op was refused and nothing was
+// stored; any other error means the op may not be stored.
+type Enqueuer interface {
+	Enqueue(ctx context.Context, op producer.Op) (producer.Result, error)
+}
+
+// Workspace maps Basic-auth credentials to a workspace. It prints with the
+// API key redacted.
+type Workspace struct {
+	// Name is the workspace ops are enqueued for (producer.Op.Workspace).
+	// Required.
+	Name string
+	// SiteID is the Basic-auth user name clients send (the Track API site
+	// id). Required, unique.
+	SiteID string
+	// APIKey is the Basic-auth password. Required. Never logged or printed.
+	APIKey string
+}
+
+// String renders the workspace with the API key redacted.
+func (w Workspace) String() string {
+	return fmt.Sprintf("ingest.Workspace{Name:%s SiteID:%s APIKey:REDACTED}", w.Name, w.SiteID)
+}
+
+// GoString renders String: the key never prints.
+func (w Workspace) GoString() string { return w.String() }
+
+// Config configures a Handler. Producer and Workspaces are required; every
+// other field has a default.
+type Config struct {
+	// Producer takes the ops. Required.
+	Producer Enqueuer
+	// Workspaces are the credentials ingest accepts. Required.
+	Workspaces []Workspace
+	// MaxV1BodyBytes bounds a v1 body; a longer one is answered 413. Zero
+	// means DefaultMaxV1BodyBytes.
+	MaxV1BodyBytes int64
+	// MaxEntityBodyBytes bounds a v2 entity body. Zero means
+	// DefaultMaxEntityBodyBytes (32 KiB).
+	MaxEntityBodyBytes int64
+	// MaxBatchBodyBytes bounds a v2 batch body. Zero means
+	// DefaultMaxBatchBodyBytes (one byte below 500 KB).
+	MaxBatchBodyBytes int64
+	// MaxConcurrentPerClient bounds the requests in flight per site id;
+	// more are answered 429 with a Track API error body and Retry-After: 1.
+	// Zero means DefaultMaxConcurrentPerClient (64).
+	MaxConcurrentPerClient int
+	// EnqueueConcurrency is how many people's ops of one batch request are
+	// enqueued at once. Zero means DefaultEnqueueConcurrency (16).
+	EnqueueConcurrency int
+	// Ready reports whether ops can be taken durably (Redis reachable, or
+	// the spool writable); /readyz answers 503 while it returns an error.
+	// Nil means always ready.
+	Ready func(ctx context.Context) error
+	// Logger receives warnings (failed enqueues; never keys or payloads).
+	// Nil means no logging.
+	Logger *slog.Logger
+	// Registerer receives the metrics (internal/metrics.Ingest). Nil means
+	// a registry of the Handler's own.
+	Registerer prometheus.Registerer
+	// Gatherer is served on /metrics. Nil means Registerer when it is a
+	// Gatherer (a *prometheus.Registry), else no /metrics.
+	Gatherer prometheus.Gatherer
+}
+
+func (c Config) withDefaults() Config {
+	c.MaxV1BodyBytes = cmp.Or(c.MaxV1BodyBytes, DefaultMaxV1BodyBytes)
+	c.MaxEntityBodyBytes = cmp.Or(c.MaxEntityBodyBytes, DefaultMaxEntityBodyBytes)
+	c.MaxBatchBodyBytes = cmp.Or(c.MaxBatchBodyBytes, DefaultMaxBatchBodyBytes)
+	c.MaxConcurrentPerClient = cmp.Or(c.MaxConcurrentPerClient, DefaultMaxConcurrentPerClient)
+	c.EnqueueConcurrency = cmp.Or(c.EnqueueConcurrency, DefaultEnqueueConcurrency)
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Registerer == nil {
+		c.Registerer = prometheus.NewRegistry()
+	}
+	if c.Gatherer == nil {
+		if g, ok := c.Registerer.(prometheus.Gatherer); ok {
+			c.Gatherer = g
+		}
+	}
+	return c
+}
+
+func (c Config) validate() error {
+	var errs []error
+	if c.Producer == nil {
+		errs = append(errs, errors.New("producer is required"))
+	}
+	if len(c.Workspaces) == 0 {
+		errs = append(errs, errors.New("at least one workspace is required"))
+	}
+	seen := map[string]bool{}
+	for i, w := range c.Workspaces {
+		switch {
+		case strings.TrimSpace(w.Name) == "":
+			errs = append(errs, fmt.Errorf("workspace %d: name is required", i))
+		case strings.TrimSpace(w.SiteID) == "":
+			errs = append(errs, fmt.Errorf("workspace %q: site id is required", w.Name))
+		case w.APIKey == "":
+			errs = append(errs, fmt.Errorf("workspace %q: api key is required", w.Name))
+		case seen[w.SiteID]:
+			errs = append(errs, fmt.Errorf("workspace %q: site id %q is used twice", w.Name, w.SiteID))
+		}
+		seen[w.SiteID] = true
+	}
+	for _, f := range []struct {
+		name string
+		v    int64
+	}{{"max v1 body bytes", c.MaxV1BodyBytes}, {"max entity body bytes", c.MaxEntityBodyBytes},
+		{"max batch body bytes", c.MaxBatchBodyBytes}, {"max concurrent per client", int64(c.MaxConcurrentPerClient)},
+		{"enqueue concurrency", int64(c.EnqueueConcurrency)}} {
+		if f.v < 0 {
+			errs = append(errs, fmt.Errorf("%s %d is negative", f.name, f.v))
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%w: %w", ErrInvalidConfig, errors.Join(errs...))
+	}
+	return nil
+}

@@ -1,0 +1,277 @@
+package ingest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+
+	"github.com/cioq/cioq/internal/metrics"
+	"github.com/cioq/cioq/producer"
+	"github.com/cioq/cioq/track"
+)
+
+// placeholderEventID stands in for the event id the producer stamps, so an
+// op's size is checked as it will be stored.
+const placeholderEventID = "00000000000000000000000000"
+
+// handle validates and maps the body of req, enqueues its ops and builds
+// the answer. Nothing is enqueued for a request that is rejected as a whole.
+func (h *Handler) handle(ctx context.Context, ws Workspace, req request, key string, body []byte) answer {
+	switch req.kind {
+	case kindV1:
+		op, err := req.v1.Op(body)
+		var me *track.MalformedError
+		if errors.As(err, &me) {
+			return errorAnswer(http.StatusBadRequest, me.Reason)
+		}
+		return h.single(ctx, ws, op, err, key)
+	case kindEntity:
+		op, err := track.ValidateRawOp(body)
+		return h.single(ctx, ws, op, err, key)
+	default:
+		return h.batch(ctx, ws, body, key)
+	}
+}
+
+// single enqueues the one op of a v1 or entity request (or answers 400 for
+// its validation error err).
+func (h *Handler) single(ctx context.Context, ws Workspace, op *track.Op, err error, key string) answer {
+	var po producer.Op
+	if err == nil {
+		po, err = prepare(ws, op, key)
+	}
+	if err != nil {
+		h.count(ws.Name, op, metrics.IngestRejected)
+		return errorAnswer(http.StatusBadRequest, itemMessage(track.NewItemError(0, err)))
+	}
+	res := h.enqueue(ctx, ws, []producer.Op{po})
+	if res.failed {
+		return unavailable()
+	}
+	if len(res.invalid) > 0 {
+		return errorAnswer(http.StatusBadRequest, itemMessage(res.invalid[0]))
+	}
+	return answer{status: http.StatusOK, body: []byte("{}")}
+}
+
+// batch answers a v2 batch: invalid ops are listed as batch_index errors,
+// the others enqueued; 200 when none failed, 207 when some did, 400 when
+// all did.
+func (h *Handler) batch(ctx context.Context, ws Workspace, body []byte, key string) answer {
+	var env struct {
+		Batch []json.RawMessage `json:"batch"`
+	}
+	if err := decodeStrict(body, &env); err != nil {
+		return errorAnswer(http.StatusBadRequest, "malformed JSON: "+err.Error())
+	}
+	if len(env.Batch) == 0 {
+		return errorAnswer(http.StatusBadRequest, "batch must hold at least one op")
+	}
+	var (
+		errs  []track.ItemError
+		ops   = make([]producer.Op, 0, len(env.Batch))
+		index = make([]int, 0, len(env.Batch)) // batch index of ops[i]
+	)
+	for i, raw := range env.Batch {
+		op, err := track.ValidateRawOp(raw)
+		if err == nil {
+			k := key
+			if k != "" {
+				k += ":" + strconv.Itoa(i)
+			}
+			var po producer.Op
+			if po, err = prepare(ws, op, k); err == nil {
+				ops = append(ops, po)
+				index = append(index, i)
+				continue
+			}
+		}
+		h.count(ws.Name, op, metrics.IngestRejected)
+		errs = append(errs, track.NewItemError(i, err))
+	}
+	if len(ops) > 0 {
+		res := h.enqueue(ctx, ws, ops)
+		if res.failed {
+			return unavailable()
+		}
+		for _, it := range res.invalid {
+			it.Index = index[it.Index]
+			errs = append(errs, it)
+		}
+	}
+	if len(errs) == 0 {
+		return answer{status: http.StatusOK, body: []byte("{}")}
+	}
+	slices.SortFunc(errs, func(a, b track.ItemError) int { return a.Index - b.Index })
+	status := http.StatusMultiStatus
+	if len(errs) == len(env.Batch) {
+		status = http.StatusBadRequest
+	}
+	b, _ := json.Marshal(track.BatchResponse{Errors: errs})
+	return answer{status: status, body: b}
+}
+
+// prepare turns a validated op into the producer op: workspace, key, and a
+// size check of the op as the producer will store it (with an event id and
+// a timestamp), so the producer does not refuse what ingest accepted.
+//
+// Key: the request's key when given, else an event's own id. An event id
+// that is not a ULID is dropped from the op (the producer derives a ULID
+// from the key, the same for every repeat).
+func prepare(ws Workspace, op *track.Op, key string) (producer.Op, error) {
+	o := *op
+	if key == "" && o.Action.IsEvent() {
+		key = o.ID
+	}
+	if o.ID != "" {
+		if _, err := ulid.ParseStrict(o.ID); err != nil {
+			o.ID = ""
+		}
+	}
+	stamped := o
+	if stamped.Action.IsEvent() && stamped.ID == "" {
+		stamped.ID = placeholderEventID
+	}
+	if stamped.Timestamp == 0 {
+		stamped.Timestamp = time.Now().Unix()
+	}
+	if err := track.ValidateOp(&stamped); err != nil {
+		return producer.Op{}, err
+	}
+	return producer.Op{Op: o, Key: key, Workspace: ws.Name}, nil
+}
+
+// enqueueResult is what enqueue did with a request's ops.
+type enqueueResult struct {
+	// failed reports that the queue did not take some op: the request is
+	// answered 503 and may be retried.
+	failed bool
+	// invalid are the ops the producer refused (index into the ops given).
+	invalid []track.ItemError
+}
+
+// enqueue hands ops to the producer and waits until each is durable. One
+// person's ops are enqueued in request order, one after the other; up to
+// Config.EnqueueConcurrency people at once. The first failure of the queue
+// stops what has not started. The client's disconnect does not cancel a
+// request under way (the producer bounds each Enqueue).
+func (h *Handler) enqueue(ctx context.Context, ws Workspace, ops []producer.Op) enqueueResult {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	outcome := make([]error, len(ops))
+	done := make([]bool, len(ops))
+	var failed atomic.Bool
+	run := func(group []int) {
+		for _, i := range group {
+			if failed.Load() {
+				return
+			}
+			res, err := h.cfg.Producer.Enqueue(ctx, ops[i])
+			outcome[i], done[i] = err, true
+			switch {
+			case err == nil && res.Duplicate:
+				h.countOp(ws.Name, ops[i].Action, metrics.IngestDuplicate)
+			case err == nil:
+				h.countOp(ws.Name, ops[i].Action, metrics.IngestQueued)
+			case errors.Is(err, track.ErrInvalidOp):
+				h.countOp(ws.Name, ops[i].Action, metrics.IngestRejected)
+			default:
+				h.logEnqueueFailure(ctx, ws.Name, ops[i].Action, err)
+				if failed.CompareAndSwap(false, true) {
+					cancel()
+				}
+				return
+			}
+		}
+	}
+	groups := groupByPerson(ops)
+	if workers := min(h.cfg.EnqueueConcurrency, len(groups)); workers <= 1 {
+		for _, g := range groups {
+			run(g)
+		}
+	} else {
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		for range workers {
+			wg.Go(func() {
+				for {
+					n := int(next.Add(1)) - 1
+					if n >= len(groups) {
+						return
+					}
+					run(groups[n])
+				}
+			})
+		}
+		wg.Wait()
+	}
+	var res enqueueResult
+	for i, err := range outcome {
+		switch {
+		case !done[i] || (err != nil && !errors.Is(err, track.ErrInvalidOp)):
+			res.failed = true
+			h.countOp(ws.Name, ops[i].Action, metrics.IngestFailed)
+		case err != nil:
+			res.invalid = append(res.invalid, track.NewItemError(i, err))
+		}
+	}
+	return res
+}
+
+// groupByPerson splits op indexes by person, in order of first appearance,
+// each group in request order.
+func groupByPerson(ops []producer.Op) [][]int {
+	if len(ops) == 1 {
+		return [][]int{{0}}
+	}
+	at := make(map[string]int, len(ops))
+	var groups [][]int
+	for i := range ops {
+		p := ops[i].Person().Key()
+		g, ok := at[p]
+		if !ok {
+			g = len(groups)
+			at[p] = g
+			groups = append(groups, nil)
+		}
+		groups[g] = append(groups[g], i)
+	}
+	return groups
+}
+
+// unavailable is the answer when the queue did not take every op: 503, a
+// retryable status for Track API clients.
+func unavailable() answer {
+	a := errorAnswer(http.StatusServiceUnavailable, "queue unavailable: retry the request (with the same Idempotency-Key)")
+	a.header = http.Header{"Retry-After": {"1"}}
+	return a
+}
+
+// itemMessage renders a single op's error as the Track API does:
+// "field: message".
+func itemMessage(it track.ItemError) string {
+	if it.Field != "" {
+		return it.Field + ": " + it.Message
+	}
+	return it.Message
+}
+
+func (h *Handler) count(ws string, op *track.Op, outcome string) {
+	action := track.Action("unknown")
+	if op != nil && op.Action.Valid() {
+		action = op.Action
+	}
+	h.countOp(ws, action, outcome)
+}
+
+func (h *Handler) countOp(ws string, action track.Action, outcome string) {
+	h.metrics.Ops.WithLabelValues(ws, string(action), outcome).Inc()
+}
