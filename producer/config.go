@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -67,9 +68,17 @@ type Config struct {
 	// DefaultMaxRetry (25); negative means no retries.
 	MaxRetry int
 	// Timeout bounds one Enqueue when the caller's context has no earlier
-	// deadline; past it Enqueue returns ErrUnavailable. Zero means
-	// DefaultTimeout (2 s).
+	// deadline; past it Enqueue returns ErrUnavailable. With a spool,
+	// Spool.Budget bounds the wait on Redis instead and Timeout bounds one
+	// replay attempt. Zero means DefaultTimeout (2 s).
 	Timeout time.Duration
+	// Spool configures the on-disk spool that takes ops while Redis is
+	// unreachable or slow. The zero value (no Spool.Dir) means no spool.
+	Spool SpoolConfig
+	// Registerer receives the producer's metrics (spool depth, bytes,
+	// replayed, dropped, rejected; names in internal/metrics). Nil registers
+	// nothing.
+	Registerer prometheus.Registerer
 	// Logger receives a warning per failed enqueue (never payloads). Nil
 	// means no logging.
 	Logger *slog.Logger
@@ -83,6 +92,9 @@ func (c Config) withDefaults() Config {
 	c.KeyPrefix = cmp.Or(c.KeyPrefix, DefaultKeyPrefix)
 	c.MaxRetry = cmp.Or(c.MaxRetry, DefaultMaxRetry)
 	c.Timeout = cmp.Or(c.Timeout, DefaultTimeout)
+	if c.Spool.Dir != "" {
+		c.Spool = c.Spool.withDefaults()
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -105,6 +117,9 @@ func (c Config) validate() error {
 	}
 	if c.Timeout < 0 {
 		errs = append(errs, fmt.Errorf("timeout %s is negative", c.Timeout))
+	}
+	if c.Spool.Dir != "" {
+		errs = append(errs, c.Spool.validate()...)
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("%w: %w", ErrInvalidConfig, errors.Join(errs...))

@@ -19,6 +19,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/cioq/cioq/idempotency"
+	"github.com/cioq/cioq/internal/metrics"
 	"github.com/cioq/cioq/internal/task"
 	"github.com/cioq/cioq/track"
 )
@@ -55,6 +56,11 @@ type Result struct {
 	// Duplicate reports that a task with this id was already queued: the op
 	// was not queued again. It is not an error.
 	Duplicate bool
+	// Spooled reports that Redis did not take the op within
+	// Config.Spool.Budget and it went to the on-disk spool instead: it is
+	// accepted and will be queued, in order and under the same TaskID, when
+	// Redis answers again. A spooled op is never reported as Duplicate.
+	Spooled bool
 }
 
 // Producer enqueues Customer.io operations as asynq tasks. It is safe for
@@ -62,6 +68,7 @@ type Result struct {
 type Producer struct {
 	cfg     Config
 	sink    sink
+	spool   *spoolSink // nil without Config.Spool.Dir; else also sink
 	entropy *ulid.LockedMonotonicReader
 
 	mu       sync.RWMutex // guards closed against inflight.Add
@@ -71,11 +78,18 @@ type Producer struct {
 }
 
 // New returns a Producer for cfg. It does not contact Redis: an unreachable
-// Redis shows up as ErrUnavailable from Enqueue.
+// Redis shows up as ErrUnavailable from Enqueue, or, with Config.Spool.Dir,
+// as spooled ops. With a spool, New locks the directory (ErrSpoolLocked when
+// another producer holds it) and starts replaying the ops an earlier run
+// left there as soon as Redis answers.
 func New(cfg Config) (*Producer, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, err
+	}
+	m, err := metrics.NewProducer(cfg.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("producer: register metrics: %w", err)
 	}
 	rdb, owned := cfg.Client, false
 	if rdb == nil {
@@ -93,7 +107,18 @@ func New(cfg Config) (*Producer, error) {
 	if owned {
 		s.closer = rdb
 	}
-	return newProducer(cfg, s), nil
+	if cfg.Spool.Dir == "" {
+		return newProducer(cfg, s), nil
+	}
+	sp, err := openSpool(cfg.Spool, cfg.Logger, m)
+	if err != nil {
+		_ = s.close(context.Background())
+		return nil, err
+	}
+	ss := newSpoolSink(s, sp, cfg)
+	p := newProducer(cfg, ss)
+	p.spool = ss
+	return p, nil
 }
 
 func newProducer(cfg Config, s sink) *Producer {
@@ -131,14 +156,14 @@ func (p *Producer) Enqueue(ctx context.Context, op Op) (Result, error) {
 	if !p.begin() {
 		return Result{}, fmt.Errorf("producer: enqueue %s: %w", op.Action, ErrClosed)
 	}
-	dup, err := p.put(ctx, &entry{payload: payload, tombstone: payload.Action.IsTombstone()})
+	st, err := p.put(ctx, &entry{payload: payload, tombstone: payload.Action.IsTombstone()})
 	if err != nil {
 		p.cfg.Logger.WarnContext(ctx, "enqueue failed", slog.String("workspace", payload.Workspace),
 			slog.String("action", string(payload.Action)), slog.String("op_id", payload.OpID),
 			slog.String("error", err.Error()))
 		return Result{}, fmt.Errorf("producer: enqueue %s %s: %w: %w", payload.Action, payload.OpID, ErrUnavailable, err)
 	}
-	res.Duplicate = dup
+	res.Duplicate, res.Spooled = st.duplicate, st.spooled
 	return res, nil
 }
 
@@ -164,31 +189,47 @@ func (p *Producer) begin() bool {
 // done. A put that outlives the wait is left to finish on its own (the sink
 // gets a context cancelled on return, and Close waits for it); its op may
 // still be queued, which a retry with the same key reports as a duplicate.
-func (p *Producer) put(ctx context.Context, e *entry) (dup bool, err error) {
+//
+// With a spool the spool sink bounds the wait itself (Spool.Budget).
+func (p *Producer) put(ctx context.Context, e *entry) (stored, error) {
+	if p.spool != nil {
+		defer p.inflight.Done()
+		defer p.running.Add(-1)
+		return p.spool.put(ctx, e)
+	}
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
 	defer cancel()
 	type outcome struct {
-		dup bool
+		st  stored
 		err error
 	}
 	done := make(chan outcome, 1)
 	go func() {
 		defer p.inflight.Done()
 		defer p.running.Add(-1)
-		d, err := p.sink.put(ctx, e)
-		done <- outcome{d, err}
+		st, err := p.sink.put(ctx, e)
+		done <- outcome{st, err}
 	}()
 	select {
 	case o := <-done:
-		return o.dup, o.err
+		return o.st, o.err
 	case <-ctx.Done():
 		select {
 		case o := <-done: // finished at the same moment: keep its answer
-			return o.dup, o.err
+			return o.st, o.err
 		default:
 		}
-		return false, fmt.Errorf("no answer from Redis in time: %w", context.Cause(ctx))
+		return stored{}, fmt.Errorf("no answer from Redis in time: %w", context.Cause(ctx))
 	}
+}
+
+// SpoolStats returns the spool's depth, size and counters; all zero when
+// the Producer has no spool.
+func (p *Producer) SpoolStats() SpoolStats {
+	if p.spool == nil {
+		return SpoolStats{}
+	}
+	return p.spool.sp.stats()
 }
 
 // prepare validates and stamps op and builds its payload.
@@ -291,9 +332,11 @@ func checkKey(key string) *track.ValidationError {
 }
 
 // Close stops the Producer: later calls return ErrClosed. It waits for
-// enqueues in flight until ctx is done, then closes the Redis connection the
-// Producer made (a Config.Client is left open). Calling Close again returns
-// nil.
+// enqueues in flight until ctx is done. With a spool it then makes one last
+// replay pass within ctx (when Redis answers, it replays until the spool is
+// empty) and leaves the rest on disk for the next New on the same
+// directory. Last it closes the Redis connection the Producer made (a
+// Config.Client is left open). Calling Close again returns nil.
 func (p *Producer) Close(ctx context.Context) error {
 	p.mu.Lock()
 	if p.closed {
@@ -314,7 +357,7 @@ func (p *Producer) Close(ctx context.Context) error {
 	case <-ctx.Done():
 		errs = append(errs, fmt.Errorf("producer: close: %d enqueue(s) still running: %w", p.running.Load(), context.Cause(ctx)))
 	}
-	if err := p.sink.close(); err != nil {
+	if err := p.sink.close(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("producer: close: %w", err))
 	}
 	return errors.Join(errs...)

@@ -19,14 +19,22 @@ type entry struct {
 	tombstone bool
 }
 
-// sink stores prepared ops durably. redisSink is the live path. This is the
-// seam for the on-disk spool that takes ops while Redis is unreachable and
-// replays them when it returns: it wraps redisSink and falls back on errors.
+// stored says where put left an op.
+type stored struct {
+	// duplicate: its task was already queued.
+	duplicate bool
+	// spooled: it is in the on-disk spool, to be replayed into Redis.
+	spooled bool
+}
+
+// sink stores prepared ops durably. redisSink is the live path; spoolSink
+// (spool_sink.go) wraps it and takes ops into the on-disk spool while Redis
+// is unreachable or slow, replaying them when it returns.
 type sink interface {
-	// put stores e. duplicate reports that its task was already queued.
-	put(ctx context.Context, e *entry) (duplicate bool, err error)
-	// close releases what the sink owns.
-	close() error
+	// put stores e.
+	put(ctx context.Context, e *entry) (stored, error)
+	// close releases what the sink owns, within ctx.
+	close(ctx context.Context) error
 }
 
 // tombstoner writes delete/suppress tombstones; *idempotency.Store is one.
@@ -42,23 +50,23 @@ type redisSink struct {
 	closer   io.Closer // the Redis connection when the Producer made it
 }
 
-func (s *redisSink) put(ctx context.Context, e *entry) (bool, error) {
+func (s *redisSink) put(ctx context.Context, e *entry) (stored, error) {
 	p := e.payload
 	if e.tombstone {
 		// Before the task: once the task can run, every older op of the
 		// person must already be dropped.
 		if err := s.tombs.SetTombstone(ctx, p.Workspace, p.Person, p.EnqueuedAt, p.OpID); err != nil {
-			return false, err
+			return stored{}, err
 		}
 	}
 	_, err := s.client.EnqueueContext(ctx, task.NewTask(p, asynq.MaxRetry(s.maxRetry)))
 	if errors.Is(err, asynq.ErrTaskIDConflict) {
-		return true, nil
+		return stored{duplicate: true}, nil
 	}
-	return false, err
+	return stored{}, err
 }
 
-func (s *redisSink) close() error {
+func (s *redisSink) close(context.Context) error {
 	if s.closer == nil {
 		return nil
 	}
