@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -33,6 +34,13 @@ const (
 	// budget is the workspace's request budget, as Customer.io's fair use.
 	budget = 100
 )
+
+func envInt(name string, def int) int {
+	if n, err := strconv.Atoi(os.Getenv(name)); err == nil {
+		return n
+	}
+	return def
+}
 
 func benchOps() int {
 	if n, err := strconv.Atoi(os.Getenv("CIOQ_BENCH_OPS")); err == nil && n > 0 {
@@ -75,6 +83,20 @@ func (c *child) peakRSS() float64 {
 	return -1
 }
 
+// cpu returns the child's CPU seconds so far (user + system, from /proc).
+func (c *child) cpu() float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", c.cmd.Process.Pid))
+	if err != nil {
+		return -1
+	}
+	// Fields after the command name (which is in parentheses): utime is the
+	// 12th and stime the 13th of them, in clock ticks (100 per second).
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + st) / 100
+}
+
 func (c *child) stop() {
 	_ = c.cmd.Process.Signal(syscall.SIGTERM)
 	_ = c.cmd.Wait()
@@ -89,6 +111,12 @@ func TestBenchChild(t *testing.T) {
 	}
 	idx, _ := strconv.Atoi(os.Getenv("CIOQ_BENCH_DB"))
 	conn := asynq.RedisClientOpt{Addr: os.Getenv("CIOQ_BENCH_REDIS"), DB: idx}
+	if path := os.Getenv("CIOQ_BENCH_CPUPROFILE"); path != "" {
+		f, err := os.Create(path + "." + mode)
+		require.NoError(t, err)
+		require.NoError(t, pprof.StartCPUProfile(f))
+		defer func() { pprof.StopCPUProfile(); _ = f.Close() }()
+	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM)
 	switch mode {
@@ -109,9 +137,16 @@ func TestBenchChild(t *testing.T) {
 		client, err := track.NewClient(track.Config{SiteID: benchSite, APIKey: benchKey, BaseURL: os.Getenv("CIOQ_BENCH_URL")})
 		require.NoError(t, err)
 		rdb := redis.NewClient(&redis.Options{Addr: conn.Addr, DB: idx, PoolSize: 64})
-		w, err := worker.New(worker.Config{Redis: conn, Client: rdb, Workspaces: []worker.Workspace{{
+		cfg := worker.Config{Redis: conn, Client: rdb, Workspaces: []worker.Workspace{{
 			Name: producer.DefaultWorkspace, Sender: client, Limit: ratelimit.Limit{Rate: budget},
-		}}})
+		}}}
+		// Knobs for tuning runs; the defaults are what `make bench` reports.
+		cfg.Concurrency = envInt("CIOQ_BENCH_CONCURRENCY", 0)
+		cfg.Servers = envInt("CIOQ_BENCH_SERVERS", 0)
+		cfg.Workspaces[0].Batch.MaxOps = envInt("CIOQ_BENCH_MAX_OPS", 0)
+		cfg.Workspaces[0].Batch.MaxWait = time.Duration(envInt("CIOQ_BENCH_MAX_WAIT_MS", 0)) * time.Millisecond
+		cfg.Workspaces[0].Batch.MaxInFlight = envInt("CIOQ_BENCH_MAX_INFLIGHT", 0)
+		w, err := worker.New(cfg)
 		require.NoError(t, err)
 		require.NoError(t, w.Start())
 		<-sig
@@ -149,6 +184,21 @@ func enqueueConcurrently(tb testing.TB, n, g int, fn func(i int) error) []time.D
 		tb.Fatal(err)
 	}
 	return lat
+}
+
+// redisCPU returns the Redis server's used CPU seconds (user + sys).
+func redisCPU(tb testing.TB, c *redis.Client) float64 {
+	info, err := c.Info(context.Background(), "cpu").Result()
+	require.NoError(tb, err)
+	total := 0.0
+	for _, line := range strings.Split(info, "\r\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if ok && (k == "used_cpu_user" || k == "used_cpu_sys") {
+			f, _ := strconv.ParseFloat(v, 64)
+			total += f
+		}
+	}
+	return total
 }
 
 func percentile(d []time.Duration, p float64) time.Duration {
@@ -189,12 +239,18 @@ func BenchmarkDelivery(b *testing.B) {
 		})
 		insp := asynq.NewInspector(db.ConnOpt())
 		bare := startChild(b, "bare", db, "")
+		cpu0 := redisCPU(b, db.Client)
+		bareCPU0 := bare.cpu()
 		t0 := time.Now()
 		waitUntil(b, 5*time.Minute, func() bool {
 			q, err := insp.GetQueueInfo("bare")
 			return err == nil && q.Pending == 0 && q.Active == 0
 		})
-		bareRate := float64(n) / time.Since(t0).Seconds()
+		bareWall := time.Since(t0).Seconds()
+		bareRate := float64(n) / bareWall
+		bareRedisSec := redisCPU(b, db.Client) - cpu0
+		bareRedis := bareRedisSec / bareWall
+		bareProcSec := bare.cpu() - bareCPU0
 		bareRSS := bare.peakRSS()
 		bare.stop()
 		_ = ac.Close()
@@ -206,14 +262,28 @@ func BenchmarkDelivery(b *testing.B) {
 		p, err := producer.New(producer.Config{Redis: db.ConnOpt()})
 		require.NoError(b, err)
 		b.Cleanup(func() { _ = p.Close(ctx) })
-		enqLat := enqueueConcurrently(b, n, 16, func(i int) error {
+		// Enqueue latency as one caller sees it (one goroutine), then the
+		// rest of the backlog filled by 16 goroutines.
+		const seq = 5000
+		enqLat := enqueueConcurrently(b, seq, 1, func(i int) error {
+			_, err := p.Track(ctx, "user-"+strconv.Itoa(i%5000), "page_viewed", map[string]any{"seq": i, "path": "/pricing"})
+			return err
+		})
+		enqueueConcurrently(b, n-seq, 16, func(i int) error {
+			i += seq
 			_, err := p.Track(ctx, "user-"+strconv.Itoa(i%5000), "page_viewed", map[string]any{"seq": i, "path": "/pricing"})
 			return err
 		})
 		w := startChild(b, "cioq", db, srv.URL)
+		cpu0 = redisCPU(b, db.Client)
+		cioqCPU0 := w.cpu()
 		t0 = time.Now()
 		waitUntil(b, 5*time.Minute, func() bool { return srv.Ledger().UniqueOps >= int64(n) })
-		cioqRate := float64(n) / time.Since(t0).Seconds()
+		cioqWall := time.Since(t0).Seconds()
+		cioqRate := float64(n) / cioqWall
+		cioqRedisSec := redisCPU(b, db.Client) - cpu0
+		cioqRedis := cioqRedisSec / cioqWall
+		cioqProcSec := w.cpu() - cioqCPU0
 		l := srv.Ledger()
 
 		// (c) end-to-end latency at half of (b)'s rate, with the worker running.
@@ -255,7 +325,11 @@ func BenchmarkDelivery(b *testing.B) {
 		fmt.Printf("| (b) cioq end to end, 100 req/s budget | %.0f ops/s |\n| ratio b/a | %.2f |\n", cioqRate, cioqRate/bareRate)
 		fmt.Printf("| requests / ops per request (max) | %d / %.0f (%d) |\n", l.Requests, float64(l.OpsAccepted)/float64(max(l.Accepted, 1)), l.MaxOpsPerRequest)
 		fmt.Printf("| max requests in any 1 s | %d |\n| 429s | %d |\n| duplicates | %d |\n", l.MaxReceivedPerSecond, l.RateLimited, l.DuplicateOps)
-		fmt.Printf("| producer Enqueue p50 / p99 | %s / %s |\n", percentile(enqLat, .5), percentile(enqLat, .99))
+		fmt.Printf("| Redis CPU busy during (a) / (b) | %.0f%% / %.0f%% of one core |\n", 100*bareRedis, 100*cioqRedis)
+		k := float64(n) / 1000
+		fmt.Printf("| CPU ms per 1,000 ops, worker process (a) / (b) | %.0f / %.0f |\n", 1000*bareProcSec/k, 1000*cioqProcSec/k)
+		fmt.Printf("| CPU ms per 1,000 ops, Redis (a) / (b) | %.0f / %.0f |\n", 1000*bareRedisSec/k, 1000*cioqRedisSec/k)
+		fmt.Printf("| producer Enqueue p50 / p99 (one caller, %d ops) | %s / %s |\n", seq, percentile(enqLat, .5), percentile(enqLat, .99))
 		fmt.Printf("| worker peak RSS | %.1f MiB |\n", workerRSS)
 		fmt.Printf("| (c) end-to-end latency at %.0f ops/s: p50 / p99 | %s / %s (%d ops) |\n\n", half,
 			percentile(e2e, .5).Round(time.Millisecond), percentile(e2e, .99).Round(time.Millisecond), len(e2e))

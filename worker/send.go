@@ -296,6 +296,15 @@ func (ws *workspace) deadLetter(ctx context.Context, items []*item, reasons []*P
 	}
 	err := w.dlq.Add(ctx, entries)
 	ws.release(ctx, opIDs(items))
+	if err == nil {
+		if n, cerr := w.dlq.Count(ctx, ws.name); cerr == nil {
+			w.m.DeadLetterDepth.WithLabelValues(ws.name).Set(float64(n))
+			if n >= int64(w.cfg.DeadLetterMax)*9/10 {
+				w.log.WarnContext(ctx, "dead-letter store nearly full: the oldest entries are trimmed beyond the bound",
+					"workspace", ws.name, "entries", n, "max", w.cfg.DeadLetterMax)
+			}
+		}
+	}
 	for i, it := range items {
 		if err != nil {
 			it.finish(metrics.OutcomeRetry, fmt.Errorf("dead-letter store: %w", err))

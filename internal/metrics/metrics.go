@@ -59,6 +59,7 @@ type Worker struct {
 	DedupeSkips     *prometheus.CounterVec   // workspace
 	TombstoneDrops  *prometheus.CounterVec   // workspace
 	DeadLetters     *prometheus.CounterVec   // workspace, reason class
+	DeadLetterDepth *prometheus.GaugeVec     // workspace: ops held in the dead-letter store
 	Unauthorized    *prometheus.GaugeVec     // workspace (1 while paused for 401/403)
 	InFlight        *prometheus.GaugeVec     // workspace
 	Deferred        *prometheus.CounterVec   // workspace, reason
@@ -106,6 +107,9 @@ func NewWorker(reg prometheus.Registerer) *Worker {
 		DeadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{Name: NameDeadLetters,
 			Help: "Operations dead-lettered, by workspace and reason class."},
 			[]string{"workspace", "reason"}),
+		DeadLetterDepth: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: NameDeadLetterDepth,
+			Help: "Ops held in the dead-letter store per workspace (bounded by dlq.max_entries; the oldest are trimmed beyond it)."},
+			[]string{"workspace"}),
 		Unauthorized: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: NameWorkspacePaused,
 			Help: "1 while a workspace is paused because Customer.io answered 401/403."},
 			[]string{"workspace"}),
@@ -125,7 +129,7 @@ func NewWorker(reg prometheus.Registerer) *Worker {
 	if reg != nil {
 		reg.MustRegister(m.Ops, m.Requests, m.RequestDuration, m.BatchSize, m.BatchBytes,
 			m.LimiterDelays, m.CoolDowns, m.BreakerState, m.DedupeSkips, m.TombstoneDrops,
-			m.DeadLetters, m.Unauthorized, m.InFlight, m.Deferred, m.Latency, m.Unknown)
+			m.DeadLetters, m.DeadLetterDepth, m.Unauthorized, m.InFlight, m.Deferred, m.Latency, m.Unknown)
 	}
 	return m
 }

@@ -1,0 +1,326 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/cioq/cioq/internal/config"
+	"github.com/cioq/cioq/producer"
+	"github.com/cioq/cioq/ratelimit"
+	"github.com/cioq/cioq/track"
+	"github.com/cioq/cioq/track/fake"
+	"github.com/cioq/cioq/worker"
+)
+
+// loadOptions configures `cioq load`.
+type loadOptions struct {
+	ops         int
+	rate        float64
+	identify    float64
+	size        int
+	concurrency int
+	fake        bool
+	fakeURL     string
+	workers     int
+	budget      float64
+	timeout     time.Duration
+	asJSON      bool
+}
+
+// loadSummary is what `cioq load` reports.
+type loadSummary struct {
+	Ops             int     `json:"ops"`
+	Enqueued        int64   `json:"enqueued"`
+	Duplicates      int64   `json:"duplicates"`
+	EnqueueSeconds  float64 `json:"enqueue_seconds"`
+	EnqueueRate     float64 `json:"enqueue_ops_per_second"`
+	EnqueueP50Micro int64   `json:"enqueue_p50_us"`
+	EnqueueP99Micro int64   `json:"enqueue_p99_us"`
+	DrainSeconds    float64 `json:"drain_seconds"`
+	DeliveredRate   float64 `json:"delivered_ops_per_second"`
+	// The fields below need the fake's ledger (--fake or --fake-url).
+	Ledger        bool    `json:"ledger"`
+	Delivered     int64   `json:"delivered_unique"`
+	DuplicatesCIO int64   `json:"duplicates_at_customerio"`
+	Lost          int64   `json:"lost"`
+	Requests      int64   `json:"requests"`
+	OpsPerRequest float64 `json:"ops_per_request"`
+	RateLimited   int64   `json:"rate_limited_429"`
+	MaxReqPerSec  int     `json:"max_requests_per_second"`
+}
+
+func newLoadCmd(g *globals) *cobra.Command {
+	o := loadOptions{}
+	cmd := &cobra.Command{
+		Use:   "load",
+		Short: "Generate synthetic load through the producer and report throughput, latency and loss",
+		Long: `load enqueues --ops synthetic identify/track ops (unique content, --size bytes of
+attributes each) through the producer into the configured Redis, at --rate ops/s
+(0: as fast as possible), waits for the queues to drain, and prints a summary:
+enqueue rate and p50/p99, delivered ops/s, requests, ops per request, 429s, lost
+and duplicates.
+
+With --fake it runs the fake Track API and --workers workers in this process at a
+--budget req/s workspace budget. Without it, run workers yourself (cioq worker)
+against a fake (cioq fakecio) and pass --fake-url to count loss and duplicates
+from the fake's ledger.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := g.load()
+			if err != nil {
+				return err
+			}
+			if o.ops <= 0 || o.identify < 0 || o.identify > 1 || o.size < 0 || o.concurrency < 1 {
+				return usageError(errors.New("--ops and --concurrency must be positive, --identify in [0,1], --size ≥ 0"))
+			}
+			var progress io.Writer
+			if f, ok := cmd.ErrOrStderr().(*os.File); ok && term.IsTerminal(int(f.Fd())) && !o.asJSON {
+				progress = f
+			}
+			sum, err := runLoad(cmd.Context(), cfg, o, progress)
+			if err != nil {
+				return err
+			}
+			printLoadSummary(cmd.OutOrStdout(), sum, o.asJSON)
+			if sum.Ledger && (sum.Lost != 0 || sum.DuplicatesCIO != 0) {
+				return exitError{code: 1, err: fmt.Errorf("%d lost, %d duplicates", sum.Lost, sum.DuplicatesCIO)}
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&o.ops, "ops", 10000, "operations to enqueue")
+	f.Float64Var(&o.rate, "rate", 0, "enqueue rate in ops/s (0: as fast as possible)")
+	f.Float64Var(&o.identify, "identify", 0.2, "fraction of identify ops (the rest are track events)")
+	f.IntVar(&o.size, "size", 64, "bytes of attribute payload per op")
+	f.IntVar(&o.concurrency, "concurrency", 16, "enqueuing goroutines")
+	f.BoolVar(&o.fake, "fake", false, "run the fake Track API and workers in this process")
+	f.StringVar(&o.fakeURL, "fake-url", "", "base URL of a running fake (cioq fakecio) whose ledger counts loss and duplicates")
+	f.IntVar(&o.workers, "workers", 1, "in-process workers with --fake")
+	f.Float64Var(&o.budget, "budget", 100, "workspace budget in req/s with --fake")
+	f.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up when not drained by then")
+	f.BoolVar(&o.asJSON, "json", false, "print the summary as JSON")
+	return cmd
+}
+
+// ledgerSource reads the fake's ledger.
+type ledgerSource func(ctx context.Context) (fake.Ledger, error)
+
+func httpLedger(url string) ledgerSource {
+	return func(ctx context.Context) (fake.Ledger, error) {
+		var l fake.Ledger
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(url, "/")+"/_fake/ledger", nil)
+		if err != nil {
+			return l, err
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return l, err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return l, fmt.Errorf("fake ledger: %s", resp.Status)
+		}
+		return l, json.NewDecoder(resp.Body).Decode(&l)
+	}
+}
+
+func runLoad(ctx context.Context, cfg *config.Config, o loadOptions, progress io.Writer) (loadSummary, error) {
+	sum := loadSummary{Ops: o.ops}
+	conn, err := cfg.Redis.ConnOpt()
+	if err != nil {
+		return sum, usageError(err)
+	}
+	ws := cfg.Workspaces[0].Name
+	var ledger ledgerSource
+	if o.fake {
+		stop, src, err := startLoadFake(cfg, conn, ws, o)
+		if err != nil {
+			return sum, err
+		}
+		defer stop()
+		ledger = src
+	} else if o.fakeURL != "" {
+		ledger = httpLedger(o.fakeURL)
+	}
+	var before fake.Ledger
+	if ledger != nil {
+		if before, err = ledger(ctx); err != nil {
+			return sum, err
+		}
+	}
+	p, err := producer.New(producer.Config{Redis: conn, KeyPrefix: cfg.KeyPrefix, Workspace: ws, MaxRetry: cfg.Worker.MaxRetry})
+	if err != nil {
+		return sum, usageError(err)
+	}
+	defer p.Close(context.Background())
+	insp := asynq.NewInspector(conn)
+	defer insp.Close()
+
+	var bar *progressbar.ProgressBar
+	if progress != nil {
+		bar = progressbar.NewOptions(o.ops, progressbar.OptionSetWriter(progress), progressbar.OptionSetDescription("enqueuing"),
+			progressbar.OptionShowIts(), progressbar.OptionSetItsString("ops"), progressbar.OptionThrottle(200*time.Millisecond),
+			progressbar.OptionShowCount(), progressbar.OptionClearOnFinish())
+	}
+	run := fmt.Sprintf("%x", rand.Uint64())
+	pad := strings.Repeat("x", o.size)
+	lat := make([]time.Duration, o.ops)
+	var next atomic.Int64
+	var firstErr atomic.Value
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range o.concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= o.ops {
+					return
+				}
+				if o.rate > 0 {
+					time.Sleep(time.Until(start.Add(time.Duration(float64(i) / o.rate * float64(time.Second)))))
+				}
+				person := fmt.Sprintf("load-%s-%d", run, i%10000)
+				attrs := map[string]any{"seq": i, "run": run, "pad": pad}
+				t0 := time.Now()
+				var r producer.Result
+				var err error
+				if rand.Float64() < o.identify {
+					r, err = p.Identify(ctx, person, attrs)
+				} else {
+					r, err = p.Track(ctx, person, "load_event", attrs)
+				}
+				lat[i] = time.Since(t0)
+				if err != nil {
+					firstErr.CompareAndSwap(nil, err)
+					return
+				}
+				if r.Duplicate {
+					atomic.AddInt64(&sum.Duplicates, 1)
+				} else {
+					atomic.AddInt64(&sum.Enqueued, 1)
+				}
+				if bar != nil {
+					_ = bar.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if bar != nil {
+		_ = bar.Finish()
+	}
+	if err, ok := firstErr.Load().(error); ok {
+		return sum, fmt.Errorf("load: enqueue: %w", err)
+	}
+	enqDone := time.Since(start)
+	sum.EnqueueSeconds = enqDone.Seconds()
+	sum.EnqueueRate = float64(o.ops) / enqDone.Seconds()
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	sum.EnqueueP50Micro = lat[len(lat)/2].Microseconds()
+	sum.EnqueueP99Micro = lat[min(len(lat)-1, len(lat)*99/100)].Microseconds()
+
+	deadline := time.Now().Add(o.timeout)
+	for queueOpen(insp) > 0 {
+		if time.Now().After(deadline) {
+			return sum, fmt.Errorf("load: queues not drained after %s", o.timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return sum, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	total := time.Since(start)
+	sum.DrainSeconds = total.Seconds()
+	sum.DeliveredRate = float64(sum.Enqueued) / total.Seconds()
+	if ledger != nil {
+		after, err := ledger(ctx)
+		if err != nil {
+			return sum, err
+		}
+		sum.Ledger = true
+		sum.Delivered = after.UniqueOps - before.UniqueOps
+		sum.DuplicatesCIO = after.DuplicateOps - before.DuplicateOps
+		sum.Requests = after.Requests - before.Requests
+		if acc := after.Accepted - before.Accepted; acc > 0 {
+			sum.OpsPerRequest = float64(after.OpsAccepted-before.OpsAccepted) / float64(acc)
+		}
+		sum.RateLimited = after.RateLimited - before.RateLimited
+		sum.MaxReqPerSec = after.MaxRequestsPerSecond
+		sum.Lost = sum.Enqueued - sum.Delivered
+	}
+	return sum, nil
+}
+
+// startLoadFake runs the fake Track API and o.workers workers in-process.
+func startLoadFake(cfg *config.Config, conn asynq.RedisConnOpt, ws string, o loadOptions) (func(), ledgerSource, error) {
+	const site, key = "load-site", "load-key"
+	srv := fake.NewServer(fake.Options{Credentials: map[string]string{site: key}, RateLimit: o.budget, RequestLog: -1})
+	var workers []*worker.Worker
+	stop := func() {
+		for _, w := range workers {
+			w.Shutdown()
+		}
+		srv.Close()
+	}
+	for range o.workers {
+		client, err := track.NewClient(track.Config{SiteID: site, APIKey: key, BaseURL: srv.URL})
+		if err != nil {
+			stop()
+			return nil, nil, err
+		}
+		rdb, err := cfg.Redis.UniversalClient()
+		if err != nil {
+			stop()
+			return nil, nil, usageError(err)
+		}
+		w, err := worker.New(worker.Config{Redis: conn, Client: rdb, KeyPrefix: cfg.KeyPrefix,
+			Workspaces: []worker.Workspace{{Name: ws, Sender: client, Limit: ratelimit.Limit{Rate: o.budget}}},
+			Concurrency: cfg.Worker.Concurrency, Servers: cfg.Worker.DefaultServers,
+			Logger: slog.New(slog.DiscardHandler)})
+		if err == nil {
+			err = w.Start()
+		}
+		if err != nil {
+			_ = rdb.Close()
+			stop()
+			return nil, nil, err
+		}
+		workers = append(workers, w)
+	}
+	return stop, func(context.Context) (fake.Ledger, error) { return srv.Ledger(), nil }, nil
+}
+
+func printLoadSummary(w io.Writer, s loadSummary, asJSON bool) {
+	if asJSON {
+		_ = writeJSONOut(w, s)
+		return
+	}
+	fmt.Fprintf(w, "ops %d: enqueued %d, duplicates %d\n", s.Ops, s.Enqueued, s.Duplicates)
+	fmt.Fprintf(w, "enqueue: %.0f ops/s, p50 %dµs, p99 %dµs\n", s.EnqueueRate, s.EnqueueP50Micro, s.EnqueueP99Micro)
+	fmt.Fprintf(w, "delivered: %.0f ops/s (drained in %.1fs)\n", s.DeliveredRate, s.DrainSeconds)
+	if s.Ledger {
+		fmt.Fprintf(w, "at the fake: %d unique, %d duplicates, %d lost; %d requests, %.0f ops/request, %d 429s, max %d req in 1 s\n",
+			s.Delivered, s.DuplicatesCIO, s.Lost, s.Requests, s.OpsPerRequest, s.RateLimited, s.MaxReqPerSec)
+	}
+}
