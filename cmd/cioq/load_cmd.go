@@ -295,7 +295,7 @@ func startLoadFake(cfg *config.Config, conn asynq.RedisConnOpt, ws string, o loa
 			return nil, nil, usageError(err)
 		}
 		w, err := worker.New(worker.Config{Redis: conn, Client: rdb, KeyPrefix: cfg.KeyPrefix,
-			Workspaces: []worker.Workspace{{Name: ws, Sender: client, Limit: ratelimit.Limit{Rate: o.budget}}},
+			Workspaces:  []worker.Workspace{{Name: ws, Sender: client, Limit: ratelimit.Limit{Rate: o.budget}}},
 			Concurrency: cfg.Worker.Concurrency, Servers: cfg.Worker.DefaultServers,
 			Logger: slog.New(slog.DiscardHandler)})
 		if err == nil {
