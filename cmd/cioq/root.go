@@ -94,6 +94,7 @@ Exit status: 0 success, 1 failure, 2 usage or configuration error.`,
 		newDemoCmd(g),
 		newImportCmd(g),
 		newDLQCmd(g),
+		newSimCmd(g),
 		newLoadCmd(g),
 	}
 	root.AddCommand(cmds...)
