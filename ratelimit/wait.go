@@ -52,7 +52,7 @@ func (l *Limiter) Wait(ctx context.Context, workspace string, lim Limit, critica
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
-	pacer := l.pacer(workspace, lim)
+	pacer := l.pacer(workspace, lim, critical)
 	for {
 		now := time.Now()
 		r := pacer.ReserveN(now, 1)
@@ -87,21 +87,31 @@ func (l *Limiter) Wait(ctx context.Context, workspace string, lim Limit, critica
 	}
 }
 
-// pacer returns this process's pacer for workspace, set to lim.
-func (l *Limiter) pacer(ws string, lim Limit) *rate.Limiter {
+// pacer returns this process's pacer for workspace and lane, set to lim: the
+// critical lane paces at the full rate, the default lane at its own share. A
+// pacer per lane keeps critical requests from queuing behind default-lane
+// waiters in this process before they ever reach Redis.
+func (l *Limiter) pacer(ws string, lim Limit, critical bool) *rate.Limiter {
+	r, burst := lim.Rate, lim.Burst
+	key := ws + "\x00default"
+	if critical {
+		key = ws + "\x00critical"
+	} else {
+		r, burst = lim.bulk()
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	p, ok := l.pacers[ws]
+	p, ok := l.pacers[key]
 	if !ok {
-		p = rate.NewLimiter(rate.Limit(lim.Rate), lim.Burst)
-		l.pacers[ws] = p
+		p = rate.NewLimiter(rate.Limit(r), burst)
+		l.pacers[key] = p
 		return p
 	}
-	if p.Limit() != rate.Limit(lim.Rate) {
-		p.SetLimit(rate.Limit(lim.Rate))
+	if p.Limit() != rate.Limit(r) {
+		p.SetLimit(rate.Limit(r))
 	}
-	if p.Burst() != lim.Burst {
-		p.SetBurst(lim.Burst)
+	if p.Burst() != burst {
+		p.SetBurst(burst)
 	}
 	return p
 }

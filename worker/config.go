@@ -32,6 +32,9 @@ const (
 	DefaultBatchMaxWait     = 50 * time.Millisecond
 	DefaultBatchMaxInFlight = 8
 	DefaultMaxPending       = 20000
+	// DefaultCriticalInFlight caps concurrent critical-lane requests per
+	// workspace in a process.
+	DefaultCriticalInFlight = 2
 )
 
 // BatchConfig bounds the v2 batch requests of one workspace.

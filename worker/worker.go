@@ -74,6 +74,10 @@ func New(cfg Config) (*Worker, error) {
 		ws := &workspace{name: wc.Name, sender: wc.Sender, limit: wc.Limit, w: w}
 		crit := wc.Batch
 		crit.MaxWait = 0 // critical ops never wait for company
+		// Few sends in flight: while one waits for a token under a tight
+		// budget, the critical ops behind it gather into the next request
+		// instead of each spending a token of the reserved share.
+		crit.MaxInFlight = min(crit.MaxInFlight, DefaultCriticalInFlight)
 		ws.critical = newBatcher(crit, func(ctx context.Context, items []*item) { ws.send(ctx, true, items) })
 		ws.bulk = newBatcher(wc.Batch, func(ctx context.Context, items []*item) { ws.send(ctx, false, items) })
 		w.ws[wc.Name] = ws
