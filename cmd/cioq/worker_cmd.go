@@ -24,6 +24,7 @@ import (
 
 func newWorkerCmd(g *globals) *cobra.Command {
 	var monitoring bool
+	var scaling scalingFlags
 	cmd := &cobra.Command{
 		Use:   "worker",
 		Short: "Deliver queued operations to Customer.io",
@@ -41,10 +42,11 @@ SIGTERM stops it gracefully: in-flight batches finish or go back to the queue.`,
 			if err := cfg.Validate(); err != nil {
 				return usageError(err)
 			}
-			return runWorker(cmd.Context(), g, cfg, monitoring)
+			return runWorker(cmd.Context(), g, cfg, monitoring, scaling)
 		},
 	}
 	cmd.Flags().BoolVar(&monitoring, "monitoring", true, "serve the asynqmon dashboard (read-only) under /monitoring/")
+	scaling.register(cmd.Flags())
 	return cmd
 }
 
@@ -96,7 +98,7 @@ func workerConfig(cfg *config.Config, logger *slog.Logger, reg prometheus.Regist
 	return wc, func() { _ = rdb.Close() }, nil
 }
 
-func runWorker(ctx context.Context, g *globals, cfg *config.Config, monitoring bool) error {
+func runWorker(ctx context.Context, g *globals, cfg *config.Config, monitoring bool, scaling scalingFlags) error {
 	logger := cfg.Log.Logger(os.Stderr)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -105,6 +107,11 @@ func runWorker(ctx context.Context, g *globals, cfg *config.Config, monitoring b
 		return usageError(err)
 	}
 	defer closeRedis()
+	stopQueueMetrics, err := startQueueMetrics(cfg, wc.Client, reg, logger, scaling)
+	if err != nil {
+		return usageError(err)
+	}
+	defer stopQueueMetrics()
 	w, err := worker.New(wc)
 	if err != nil {
 		return usageError(err)
