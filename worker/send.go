@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cioq/cioq/breaker"
 	"github.com/cioq/cioq/idempotency"
@@ -34,6 +37,32 @@ type workspace struct {
 
 	// pausedUntil is the unix nano time a 401/403 pause ends (0: not paused).
 	pausedUntil atomic.Int64
+
+	// Per-op metric children, resolved once instead of per task.
+	inflight prometheus.Gauge
+	opsMu    sync.RWMutex
+	ops      map[opsKey]prometheus.Counter
+}
+
+type opsKey struct {
+	action  track.Action
+	outcome string
+}
+
+// opsCounter returns the cioq_ops_total child for action and outcome.
+func (ws *workspace) opsCounter(a track.Action, outcome string) prometheus.Counter {
+	k := opsKey{a, outcome}
+	ws.opsMu.RLock()
+	c, ok := ws.ops[k]
+	ws.opsMu.RUnlock()
+	if ok {
+		return c
+	}
+	c = ws.w.m.Ops.WithLabelValues(ws.name, string(a), outcome)
+	ws.opsMu.Lock()
+	ws.ops[k] = c
+	ws.opsMu.Unlock()
+	return c
 }
 
 func (ws *workspace) laneOf(critical bool) *batcher {

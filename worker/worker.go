@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sony/gobreaker/v2"
 
 	"github.com/cioq/cioq/breaker"
@@ -71,7 +72,8 @@ func New(cfg Config) (*Worker, error) {
 	})
 	w.dlq = NewDeadLetters(cfg.Client, cfg.KeyPrefix, cfg.DeadLetterMax)
 	for _, wc := range cfg.Workspaces {
-		ws := &workspace{name: wc.Name, sender: wc.Sender, limit: wc.Limit, w: w}
+		ws := &workspace{name: wc.Name, sender: wc.Sender, limit: wc.Limit, w: w,
+			inflight: w.m.InFlight.WithLabelValues(wc.Name), ops: map[opsKey]prometheus.Counter{}}
 		crit := wc.Batch
 		crit.MaxWait = 0 // critical ops never wait for company
 		// Few sends in flight: while one waits for a token under a tight
@@ -125,9 +127,9 @@ func (w *Worker) processTask(ctx context.Context, t *asynq.Task) error {
 	}
 	attempt, _ := asynq.GetRetryCount(ctx)
 	it := &item{p: p, size: len(p.Op), attempt: attempt, done: make(chan error, 1)}
-	w.m.InFlight.WithLabelValues(ws.name).Inc()
+	ws.inflight.Inc()
 	err = ws.laneOf(p.Action.IsCritical()).submit(ctx, it)
-	w.m.InFlight.WithLabelValues(ws.name).Dec()
+	ws.inflight.Dec()
 	outcome := it.outcome
 	var de *DelayError
 	switch {
@@ -140,7 +142,7 @@ func (w *Worker) processTask(ctx context.Context, t *asynq.Task) error {
 		outcome = metrics.OutcomeRetry
 	}
 	if outcome != "" {
-		w.m.Ops.WithLabelValues(ws.name, string(p.Action), outcome).Inc()
+		ws.opsCounter(p.Action, outcome).Inc()
 	}
 	return err
 }
