@@ -145,17 +145,21 @@ func SeedHPA() Spec {
 	}
 }
 
-// CioqHPA is cioq's HPA: the External metric cioq_desired_replicas with
-// target AverageValue 1 (desired = the gauge), 2–20 pods, the API's default
-// scale-up (double or +4 per 15 s, no window) and a scale-down of half the
-// pods per 60 s after a 300 s window.
+// CioqHPA is cioq's HPA as k8s/components/hpa-rate-aware ships it: the
+// External metric cioq_desired_replicas with target AverageValue 1
+// (desired = the gauge), 2–20 pods; up at once (no window, double or +4
+// pods per 30 s, whichever is more); down after a 300 s window by at most
+// 20% per 60 s.
 func CioqHPA() Spec {
 	return Spec{Name: "cioq", MinReplicas: 2, MaxReplicas: 20,
 		Metrics: []Metric{{Type: External, Name: MetricDesiredReplicas, Target: AverageValue, Value: 1}},
 		Behavior: Behavior{
-			ScaleUp: ptr(DefaultScaleUp()),
-			ScaleDown: &Rules{Window: 300 * time.Second,
-				Policies: []Policy{{Type: PolicyPercent, Value: 50, Period: 60 * time.Second}}},
+			ScaleUp: &Rules{Select: SelectMax, Policies: []Policy{
+				{Type: PolicyPercent, Value: 100, Period: 30 * time.Second},
+				{Type: PolicyPods, Value: 4, Period: 30 * time.Second},
+			}},
+			ScaleDown: &Rules{Window: 300 * time.Second, Select: SelectMin,
+				Policies: []Policy{{Type: PolicyPercent, Value: 20, Period: 60 * time.Second}}},
 		},
 	}
 }
