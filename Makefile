@@ -3,7 +3,7 @@ GO        ?= go
 PKGS      ?= ./...
 TESTFLAGS ?=
 
-.PHONY: all build demo test test-short bench lint fmt vet staticcheck clean
+.PHONY: all build demo test test-short bench lint fmt vet staticcheck clean k8s-validate deploy-validate browser-check browser-test
 
 all: build
 
@@ -16,8 +16,38 @@ demo:
 
 ## test: every test with the race detector, on a Redis of its own
 ## (REDIS_ADDR when set; else a private redis-server, installed if missing).
+## Then the offline manifest checks and the asynqmon browser check (skipped,
+## saying why, where Chromium is not installed).
 test:
 	scripts/with-redis.sh $(GO) test -race -count=1 -timeout 25m $(TESTFLAGS) $(PKGS)
+	$(MAKE) --no-print-directory k8s-validate
+	$(MAKE) --no-print-directory browser-check
+
+## k8s-validate: render every k8s/ overlay with kustomize's Go library and
+## decode each object strictly; check probes, metric names, Secret keys,
+## security contexts, alert rules, dashboard, compose file. Offline, no
+## kubectl; its own module (k8s/validate), without -race.
+k8s-validate:
+	@command -v promtool >/dev/null 2>&1 || echo "k8s-validate: promtool not installed: Prometheus rule/config syntax is not checked (make deploy-validate installs it)"
+	cd k8s/validate && GOFLAGS=-mod=mod $(GO) test -count=1 -timeout 10m ./...
+
+## deploy-validate: promtool check on deploy/prometheus (installs Debian's
+## prometheus package for promtool when missing).
+deploy-validate:
+	@command -v promtool >/dev/null 2>&1 || { echo "deploy-validate: installing promtool (Debian package prometheus)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; }
+	promtool check rules deploy/prometheus/alerts.yml
+	promtool check config deploy/prometheus/prometheus.yml
+
+## browser-check: the asynqmon UI in headless Chromium (deploy/browser); skips,
+## saying why, without /usr/bin/chromium. browser-test installs Chromium first.
+browser-check:
+	GOFLAGS=-mod=mod scripts/with-redis.sh $(GO) -C deploy/browser test -count=1 -v -timeout 5m ./...
+
+browser-test:
+	@command -v chromium >/dev/null 2>&1 || { echo "browser-test: installing Debian's chromium"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	$(MAKE) --no-print-directory browser-check
 
 ## bench: throughput and latency benchmarks (figures go to docs/BENCHMARKS.md).
 bench:
