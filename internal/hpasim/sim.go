@@ -125,8 +125,6 @@ type Signal struct {
 	DepthExport Export
 }
 
-func ptr[T any](v T) *T { return &v }
-
 // SeedHPA is the seed's HPA (k8s/hpa.yaml of seed 003) exactly: CPU 70%
 // and the Pods metric cio_queue_depth at an average of 500, 2–20 pods, up
 // 4 pods per 60 s after a 60 s window, down 2 pods per 120 s after 300 s.
