@@ -54,5 +54,24 @@
 // be enqueued again with the same Key. Enqueue never panics and never blocks
 // past that bound. After Close it returns ErrClosed.
 //
+// # Redis outages: the spool
+//
+// With Config.Spool.Dir set, Enqueue never waits on Redis for longer than
+// Spool.Budget (5 ms): when Redis fails or is slow, the stamped op is
+// appended to a bounded on-disk spool (CRC-framed segment files) and
+// Result.Spooled is true. Until the spool is empty again every Enqueue goes
+// straight to it, so ops keep their order; a background loop replays it
+// into Redis, oldest first, with the same TaskIDs. Only a full spool
+// returns an error (ErrSpoolFull). Close makes a last replay pass within
+// its context and leaves the rest on disk for the next New on the same
+// directory. SpoolStats and Config.Registerer report depth, bytes, replayed
+// and dropped ops. docs/spool.md has the guarantees and the Kubernetes
+// setup.
+//
+//	p, err := producer.New(producer.Config{
+//		Redis: asynq.RedisClientOpt{Addr: "127.0.0.1:6379"},
+//		Spool: producer.SpoolConfig{Dir: "/var/lib/cioq/spool"},
+//	})
+//
 // A Producer is safe for concurrent use.
 package producer

@@ -87,9 +87,9 @@ func New(cfg Config) (*Producer, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	m, err := metrics.NewProducer(cfg.Registerer)
+	m, err := metrics.NewProducer(nil) // registered once the spool is open
 	if err != nil {
-		return nil, fmt.Errorf("producer: register metrics: %w", err)
+		return nil, err
 	}
 	rdb, owned := cfg.Client, false
 	if rdb == nil {
@@ -108,12 +108,21 @@ func New(cfg Config) (*Producer, error) {
 		s.closer = rdb
 	}
 	if cfg.Spool.Dir == "" {
+		if err := m.Register(cfg.Registerer); err != nil {
+			_ = s.close(context.Background())
+			return nil, fmt.Errorf("producer: register metrics: %w", err)
+		}
 		return newProducer(cfg, s), nil
 	}
 	sp, err := openSpool(cfg.Spool, cfg.Logger, m)
 	if err != nil {
 		_ = s.close(context.Background())
 		return nil, err
+	}
+	if err := m.Register(cfg.Registerer); err != nil {
+		_ = sp.close()
+		_ = s.close(context.Background())
+		return nil, fmt.Errorf("producer: register metrics: %w", err)
 	}
 	ss := newSpoolSink(s, sp, cfg)
 	p := newProducer(cfg, ss)
@@ -142,6 +151,11 @@ func newProducer(cfg Config, s sink) *Producer {
 // in time returns one matching ErrUnavailable; after Close, ErrClosed. A
 // context already done returns its error and queues nothing. A repeat of an
 // op already queued is not an error: Result.Duplicate is true.
+//
+// With Config.Spool.Dir, a Redis failure or no answer within Spool.Budget
+// is not an error: the op goes to the on-disk spool (Result.Spooled) and is
+// replayed later, in order. Only a full spool returns an error, matching
+// ErrSpoolFull (and ErrUnavailable).
 func (p *Producer) Enqueue(ctx context.Context, op Op) (Result, error) {
 	if err := ctx.Err(); err != nil {
 		return Result{}, fmt.Errorf("producer: enqueue %s: %w", op.Action, context.Cause(ctx))

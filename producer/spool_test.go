@@ -393,6 +393,19 @@ func TestSpoolConfigValidation(t *testing.T) {
 			require.ErrorContains(t, err, tt.wantMsg)
 		})
 	}
+	t.Run("MetricsRegisteredTwiceIsAnErrorNotAPanic", func(t *testing.T) {
+		t.Parallel()
+		reg := prometheus.NewRegistry()
+		dir := t.TempDir()
+		first, err := producer.New(producer.Config{Redis: redis, Registerer: reg})
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = first.Close(context.Background()) })
+		_, err = producer.New(producer.Config{Redis: redis, Registerer: reg, Spool: producer.SpoolConfig{Dir: dir}})
+		require.ErrorContains(t, err, "register metrics")
+		p, err := producer.New(producer.Config{Redis: redis, Spool: producer.SpoolConfig{Dir: dir}})
+		require.NoError(t, err, "the failed New released the spool lock")
+		require.NoError(t, p.Close(context.Background()))
+	})
 	t.Run("SpoolFullMatchesErrUnavailable", func(t *testing.T) {
 		t.Parallel()
 		p, err := producer.New(producer.Config{Redis: asynq.RedisClientOpt{Addr: closedPort(t)},
@@ -412,8 +425,8 @@ func TestSpoolConfigValidation(t *testing.T) {
 	})
 }
 
-// BenchmarkEnqueueDuringOutage measures Enqueue while Redis is down: every
-// op goes to the spool (fsync interval, the default). Compare p99 with the
+// BenchmarkEnqueueDuringOutage measures Enqueue while Redis is down, so
+// every op goes to the spool, under each fsync policy. Compare p99 with the
 // 5 ms budget.
 func BenchmarkEnqueueDuringOutage(b *testing.B) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -422,27 +435,32 @@ func BenchmarkEnqueueDuringOutage(b *testing.B) {
 	}
 	addr := l.Addr().String()
 	_ = l.Close() // nothing listens there now: Redis is down
-	p, err := producer.New(producer.Config{Redis: asynq.RedisClientOpt{Addr: addr},
-		Spool: producer.SpoolConfig{Dir: b.TempDir(), MaxBytes: 4 << 30, SegmentBytes: producer.MaxSegmentBytes}})
-	if err != nil {
-		b.Fatal(err)
+	for _, policy := range []producer.FsyncPolicy{producer.FsyncInterval, producer.FsyncNever, producer.FsyncAlways} {
+		b.Run("fsync="+string(policy), func(b *testing.B) {
+			p, err := producer.New(producer.Config{Redis: asynq.RedisClientOpt{Addr: addr},
+				Spool: producer.SpoolConfig{Dir: b.TempDir(), Fsync: policy, MaxBytes: 4 << 30, SegmentBytes: producer.MaxSegmentBytes}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer p.Close(context.Background())
+			ctx := context.Background()
+			data := map[string]any{"amount": 10, "currency": "EUR", "sku": "A-1"}
+			lat := make([]time.Duration, 0, 1024)
+			b.ReportAllocs()
+			for b.Loop() {
+				start := time.Now()
+				res, err := p.Track(ctx, "u1", "purchase", data)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if !res.Spooled {
+					b.Fatal("not spooled")
+				}
+				lat = append(lat, time.Since(start))
+			}
+			reportPercentiles(b, lat)
+			st := p.SpoolStats()
+			b.ReportMetric(float64(st.Bytes)/float64(max(st.Depth, 1)), "bytes/op")
+		})
 	}
-	defer p.Close(context.Background())
-	ctx := context.Background()
-	data := map[string]any{"amount": 10, "currency": "EUR", "sku": "A-1"}
-	lat := make([]time.Duration, 0, 1024)
-	b.ReportAllocs()
-	for b.Loop() {
-		start := time.Now()
-		res, err := p.Track(ctx, "u1", "purchase", data)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if !res.Spooled {
-			b.Fatal("not spooled")
-		}
-		lat = append(lat, time.Since(start))
-	}
-	reportPercentiles(b, lat)
-	b.ReportMetric(float64(p.SpoolStats().Bytes)/float64(max(p.SpoolStats().Depth, 1)), "bytes/op")
 }

@@ -193,8 +193,8 @@ type Producer struct {
 
 // NewProducer creates the producer metrics and registers them on reg (nil:
 // not registered, still usable). Unlike NewWorker it returns the
-// registration error instead of panicking: a library must not panic in its
-// caller's process.
+// registration error instead of panicking (a library must not panic in its
+// caller's process), and registers all or none.
 func NewProducer(reg prometheus.Registerer) (*Producer, error) {
 	m := &Producer{
 		SpoolOps: prometheus.NewGauge(prometheus.GaugeOpts{Name: NameSpoolOps,
@@ -208,12 +208,25 @@ func NewProducer(reg prometheus.Registerer) (*Producer, error) {
 		SpoolRejected: prometheus.NewCounter(prometheus.CounterOpts{Name: NameSpoolRejected,
 			Help: "Enqueues refused because Redis was unavailable and the spool was full."}),
 	}
-	if reg != nil {
-		for _, c := range []prometheus.Collector{m.SpoolOps, m.SpoolBytes, m.SpoolReplayed, m.SpoolDropped, m.SpoolRejected} {
-			if err := reg.Register(c); err != nil {
-				return nil, err
-			}
-		}
+	if err := m.Register(reg); err != nil {
+		return nil, err
 	}
 	return m, nil
+}
+
+// Register registers the metrics on reg (nil: nothing), all or none.
+func (m *Producer) Register(reg prometheus.Registerer) error {
+	if reg == nil {
+		return nil
+	}
+	cs := []prometheus.Collector{m.SpoolOps, m.SpoolBytes, m.SpoolReplayed, m.SpoolDropped, m.SpoolRejected}
+	for i, c := range cs {
+		if err := reg.Register(c); err != nil {
+			for _, done := range cs[:i] {
+				reg.Unregister(done)
+			}
+			return err
+		}
+	}
+	return nil
 }
