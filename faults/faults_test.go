@@ -1,0 +1,122 @@
+package faults_test
+
+import (
+	"bytes"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/cioq/cioq/track/fake"
+)
+
+// scenario is one fault the suite provokes.
+type scenario struct {
+	num  int
+	name string
+	// long scenarios run only when CIOQ_FAULTS selects them (make faults).
+	long bool
+	// wantDead is how many ops the scenario dead-letters on purpose.
+	wantDead int
+	run      func(t *testing.T, bin string) row
+}
+
+func scenarios() []scenario {
+	return []scenario{
+		{num: 1, name: "Customer.io down 60 s (503), then up", long: true, run: scenarioDown},
+		{num: 2, name: "30% of requests answer 500/502/503/504", run: scenarioErrorRate},
+		{num: 3, name: "429 storm: real limit a quarter of the budget", run: scenarioStorm},
+		{num: 4, name: "answers after 2 s (> 1 s client timeout) for 30 s", long: true, run: scenarioSlow},
+		{num: 5, name: "connection reset mid-request (30%)", run: scenarioReset},
+		{num: 6, name: "Redis SIGKILL + restart (AOF everysec) while ops flow", run: scenarioRedisRestart},
+		{num: 7, name: "a worker SIGKILLed mid-batch", long: true, run: scenarioKillWorker},
+		{num: 8, name: "all workers stopped 30 s, producer keeps enqueuing", long: true, run: scenarioWorkersStopped},
+		{num: 9, name: "producer with Redis down 20 s (spool)", long: true, run: scenarioSpool},
+		{num: 10, name: "poison input", wantDead: 1, run: scenarioPoison},
+		{num: 11, name: "bad credentials (401)", long: true, run: scenarioUnauthorized},
+	}
+}
+
+// selected reports whether CIOQ_FAULTS picks scenario sc: "all", a comma
+// list of numbers, or unset for the short scenarios only.
+func selected(sel string, sc scenario) bool {
+	switch sel = strings.TrimSpace(sel); sel {
+	case "":
+		return !sc.long
+	case "all":
+		return true
+	}
+	return slices.Contains(strings.Split(sel, ","), strconv.Itoa(sc.num))
+}
+
+// TestFaults runs the selected scenarios one after the other (each starts
+// its own Redis, fake and workers; the machine's cores are the limit) and
+// prints the fault table at the end. Set CIOQ_FAULTS_TABLE=FILE to also
+// write it to FILE.
+func TestFaults(t *testing.T) {
+	sel := os.Getenv("CIOQ_FAULTS")
+	var run []scenario
+	for _, sc := range scenarios() {
+		if selected(sel, sc) {
+			run = append(run, sc)
+		}
+	}
+	if len(run) == 0 {
+		t.Skipf("CIOQ_FAULTS=%q selects no scenario", sel)
+	}
+	bin := buildCioq(t)
+	var rows []row
+	for _, sc := range run {
+		t.Run(strconv.Itoa(sc.num)+"_"+sc.name, func(t *testing.T) {
+			start := time.Now()
+			r := row{Num: sc.num, Scenario: sc.name, Failed: true, Note: "the scenario stopped before counting"}
+			defer func() {
+				r.Num, r.Scenario, r.Failed = sc.num, sc.name, t.Failed()
+				rows = append(rows, r)
+				t.Logf("scenario %d took %s", sc.num, time.Since(start).Round(time.Second))
+			}()
+			r = sc.run(t, bin)
+			requireOutcome(t, r, sc.wantDead)
+		})
+	}
+	var buf bytes.Buffer
+	printTable(&buf, rows)
+	os.Stdout.Write(buf.Bytes())
+	if path := os.Getenv("CIOQ_FAULTS_TABLE"); path != "" {
+		require.NoError(t, os.WriteFile(path, buf.Bytes(), 0o644))
+	}
+}
+
+// requireOutcome fails the scenario on any loss, any duplicate, a dead
+// letter it did not ask for, or a fleet over its budget.
+func requireOutcome(t *testing.T, r row, wantDead int) {
+	t.Helper()
+	if r.Lost != 0 {
+		t.Errorf("%d ops lost, e.g. %v", r.Lost, r.lostSeqs[:min(len(r.lostSeqs), 10)])
+	}
+	if r.Duplicates != 0 {
+		t.Errorf("%d duplicate ops at Customer.io", r.Duplicates)
+	}
+	if r.Archived != 0 {
+		t.Errorf("%d tasks archived by asynq: their ops are out of cioq's dead-letter store", r.Archived)
+	}
+	if r.DeadLettered != wantDead {
+		t.Errorf("%d ops dead-lettered or archived, want %d", r.DeadLettered, wantDead)
+	}
+	if r.MaxPerSecond > budget+budgetBurst {
+		t.Errorf("%d requests accepted in one second, budget %d (burst %d)", r.MaxPerSecond, budget, budgetBurst)
+	}
+	if r.Sent == 0 || r.Sent != r.Delivered+r.DeadLettered+r.Lost {
+		t.Errorf("counts do not add up: sent %d, delivered %d, dead %d, lost %d", r.Sent, r.Delivered, r.DeadLettered, r.Lost)
+	}
+}
+
+// setFaults changes the fake's faults.
+func setFaults(t *testing.T, srv *fake.Server, f fake.Faults) {
+	t.Helper()
+	require.NoError(t, srv.SetFaults(f))
+}
