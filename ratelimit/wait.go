@@ -52,20 +52,24 @@ func (l *Limiter) Wait(ctx context.Context, workspace string, lim Limit, critica
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
+	// The local pacer spaces this process's first attempts at the lane's
+	// rate. A denied attempt does not go through it again: it sleeps the
+	// RetryAfter Redis computed, which already paces it, and a second pacer
+	// slot per denial would waste the process's share of the budget.
 	pacer := l.pacer(workspace, lim, critical)
-	for {
-		now := time.Now()
-		r := pacer.ReserveN(now, 1)
-		if d := r.DelayFrom(now); d > 0 {
-			if !r.OK() || now.Add(d).After(deadline) {
-				r.CancelAt(now)
-				return &DelayError{RetryAfter: d}
-			}
-			if err := sleep(ctx, d); err != nil {
-				r.Cancel()
-				return err
-			}
+	now := time.Now()
+	r := pacer.ReserveN(now, 1)
+	if d := r.DelayFrom(now); d > 0 {
+		if !r.OK() || now.Add(d).After(deadline) {
+			r.CancelAt(now)
+			return &DelayError{RetryAfter: d}
 		}
+		if err := sleep(ctx, d); err != nil {
+			r.Cancel()
+			return err
+		}
+	}
+	for {
 		res, err := l.Allow(ctx, workspace, lim, critical)
 		if err != nil {
 			return err
@@ -73,7 +77,7 @@ func (l *Limiter) Wait(ctx context.Context, workspace string, lim Limit, critica
 		if res.Allowed {
 			return nil
 		}
-		now = time.Now()
+		now := time.Now()
 		if now.Add(res.RetryAfter).After(deadline) {
 			return &DelayError{RetryAfter: res.RetryAfter, CoolingDown: res.CoolingDown}
 		}
