@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
+
+	"github.com/cioq/cioq/internal/task"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 )
@@ -16,7 +19,7 @@ import (
 // Defaults for Config fields left zero.
 const (
 	// DefaultWorkspace is the workspace of ops that name none.
-	DefaultWorkspace = "default"
+	DefaultWorkspace = task.DefaultWorkspace
 	// DefaultKeyPrefix starts every cioq key (tombstones here), as
 	// CIOQ_KEY_PREFIX does.
 	DefaultKeyPrefix = "cioq:"
@@ -61,6 +64,15 @@ type Config struct {
 	// DefaultWorkspace ("default"). A workspace name must not contain ':',
 	// '{' or '}'.
 	Workspace string
+	// Route picks the workspace of an op that names none (Op.Workspace
+	// empty), e.g. HashRouter to shard people across workspaces, or a
+	// function of the person's region. It returns "" for Workspace. Nil
+	// means every such op goes to Workspace.
+	Route func(op *Op) string
+	// Workspaces, when set, lists the workspaces workers serve: an op for
+	// any other workspace is refused with a validation error instead of
+	// waiting in a queue no worker reads. Nil accepts any valid name.
+	Workspaces []string
 	// KeyPrefix starts every cioq key the producer writes (tombstones). Empty
 	// means DefaultKeyPrefix ("cioq:"). It must match the workers'.
 	KeyPrefix string
@@ -117,6 +129,14 @@ func (c Config) validate() error {
 	}
 	if c.Timeout < 0 {
 		errs = append(errs, fmt.Errorf("timeout %s is negative", c.Timeout))
+	}
+	for _, ws := range c.Workspaces {
+		if err := checkWorkspace(ws); err != nil {
+			errs = append(errs, fmt.Errorf("workspaces: %q: %s", ws, err.Reason))
+		}
+	}
+	if len(c.Workspaces) > 0 && !slices.Contains(c.Workspaces, c.Workspace) {
+		errs = append(errs, fmt.Errorf("workspace %q is not in workspaces", c.Workspace))
 	}
 	if c.Spool.Dir != "" {
 		errs = append(errs, c.Spool.validate()...)

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -251,9 +252,16 @@ func (p *Producer) prepare(op Op) (*task.Payload, Result, error) {
 	fail := func(err error) (*task.Payload, Result, error) {
 		return nil, Result{}, fmt.Errorf("producer: enqueue %s: %w", op.Action, err)
 	}
-	ws := cmp.Or(op.Workspace, p.cfg.Workspace)
+	ws := op.Workspace
+	if ws == "" && p.cfg.Route != nil {
+		ws = p.cfg.Route(&op)
+	}
+	ws = cmp.Or(ws, p.cfg.Workspace)
 	if verr := checkWorkspace(ws); verr != nil {
 		return fail(verr)
+	}
+	if len(p.cfg.Workspaces) > 0 && !slices.Contains(p.cfg.Workspaces, ws) {
+		return fail(&track.ValidationError{Field: "workspace", Reason: "not one of the configured workspaces"})
 	}
 	now := p.cfg.Now()
 	opID := op.Key
@@ -299,7 +307,7 @@ func (p *Producer) prepare(op Op) (*task.Payload, Result, error) {
 	}
 	res := Result{
 		OpID:   opID,
-		Queue:  task.Queue(o.Action),
+		Queue:  task.Queue(payload.Workspace, o.Action),
 		TaskID: task.TaskID(ws, opID),
 	}
 	if o.Action.IsEvent() {

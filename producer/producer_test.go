@@ -605,7 +605,8 @@ func TestProducerClose(t *testing.T) {
 		require.NoError(t, p.Close(ctx))
 		require.NoError(t, db.Client.Ping(ctx).Err())
 		insp := asynq.NewInspectorFromRedisClient(db.Client)
-		_, err = insp.GetTaskInfo("default", res.TaskID)
+		require.Equal(t, "default.w1", res.Queue, "each workspace has its own lanes")
+		_, err = insp.GetTaskInfo(res.Queue, res.TaskID)
 		require.NoError(t, err)
 	})
 }
@@ -646,4 +647,38 @@ func TestNewValidatesConfig(t *testing.T) {
 			require.ErrorContains(t, err, tt.wantMsg)
 		})
 	}
+}
+
+func TestProducerRouting(t *testing.T) {
+	t.Parallel()
+	db := redistest.New(t)
+	ctx := context.Background()
+	p, err := producer.New(producer.Config{Redis: db.ConnOpt(), Workspace: "a",
+		Workspaces: []string{"a", "b", "c"}, Route: producer.HashRouter("a", "b", "c")})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = p.Close(ctx) })
+	seen := map[string]string{}
+	counts := map[string]int{}
+	for i := range 300 {
+		person := fmt.Sprintf("person-%d", i%60)
+		res, err := p.Track(ctx, person, "x", map[string]any{"i": i})
+		require.NoError(t, err)
+		ws, _, _ := strings.Cut(res.TaskID, ":")
+		if prev, ok := seen[person]; ok {
+			require.Equal(t, prev, ws, "a person's ops always land in one workspace")
+		}
+		seen[person] = ws
+		counts[ws]++
+		_, def := task.Lanes(ws)
+		require.Equal(t, def, res.Queue)
+	}
+	require.Len(t, counts, 3, "the hash spreads people over every workspace")
+	// An explicit workspace wins over the router; an unknown one is refused.
+	res, err := p.Enqueue(ctx, producer.Op{Workspace: "c", Op: track.Op{Action: track.ActionSuppress, Identifiers: &track.Identifiers{ID: "z"}}})
+	require.NoError(t, err)
+	require.Equal(t, "critical.c", res.Queue)
+	_, err = p.Enqueue(ctx, producer.Op{Workspace: "d", Op: track.Op{Action: track.ActionSuppress, Identifiers: &track.Identifiers{ID: "z"}}})
+	require.ErrorIs(t, err, track.ErrInvalidOp)
+	_, err = producer.New(producer.Config{Redis: db.ConnOpt(), Workspace: "x", Workspaces: []string{"a"}})
+	require.ErrorIs(t, err, producer.ErrInvalidConfig)
 }

@@ -87,8 +87,14 @@ type Workspace struct {
 	Sender Sender
 	// Limit is its request budget shared by every replica.
 	Limit ratelimit.Limit
-	// Batch bounds its requests; zero fields take the defaults.
+	// Batch bounds its requests; zero fields take the defaults. A zero
+	// Batch.MaxPending means: with one workspace DefaultMaxPending, with
+	// several a fair share of the handler slots (slots ÷ workspaces), so a
+	// throttled or failing workspace cannot hold the slots another needs.
 	Batch BatchConfig
+	// Weight is the workspace's share when the servers pick which queue to
+	// dequeue from next (asynq's weighted, non-strict priority). Zero means 1.
+	Weight int
 }
 
 // Worker defaults.
@@ -176,7 +182,11 @@ func (c Config) withDefaults() Config {
 	}
 	ws := make([]Workspace, len(c.Workspaces))
 	for i, w := range c.Workspaces {
+		if w.Batch.MaxPending == 0 && len(c.Workspaces) > 1 {
+			w.Batch.MaxPending = max(1, c.Concurrency*c.Servers/len(c.Workspaces))
+		}
 		w.Batch = w.Batch.withDefaults()
+		w.Weight = cmp.Or(w.Weight, 1)
 		ws[i] = w
 	}
 	c.Workspaces = ws
@@ -205,6 +215,9 @@ func (c Config) validate() error {
 		seen[w.Name] = true
 		if w.Sender == nil {
 			errs = append(errs, fmt.Errorf("worker: workspace %q has no sender", w.Name))
+		}
+		if w.Weight < 0 {
+			errs = append(errs, fmt.Errorf("worker: workspace %q: weight %d < 0", w.Name, w.Weight))
 		}
 		if w.Limit.Rate <= 0 {
 			errs = append(errs, fmt.Errorf("worker: workspace %q: rate %v must be > 0", w.Name, w.Limit.Rate))

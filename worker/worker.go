@@ -80,6 +80,9 @@ func New(cfg Config) (*Worker, error) {
 		// budget, the critical ops behind it gather into the next request
 		// instead of each spending a token of the reserved share.
 		crit.MaxInFlight = min(crit.MaxInFlight, DefaultCriticalInFlight)
+		if len(cfg.Workspaces) > 1 {
+			crit.MaxPending = min(crit.MaxPending, max(1, cfg.CriticalConcurrency/len(cfg.Workspaces)))
+		}
 		ws.critical = newBatcher(crit, func(ctx context.Context, items []*item) { ws.send(ctx, true, items) })
 		ws.bulk = newBatcher(wc.Batch, func(ctx context.Context, items []*item) { ws.send(ctx, false, items) })
 		w.ws[wc.Name] = ws
@@ -169,15 +172,20 @@ func (w *Worker) Start() error {
 		Logger:                   logger,
 		LogLevel:                 asynq.WarnLevel,
 	}
+	critQueues, defQueues := map[string]int{}, map[string]int{}
+	for _, wc := range w.cfg.Workspaces {
+		c, d := task.Lanes(wc.Name)
+		critQueues[c], defQueues[d] = wc.Weight, wc.Weight
+	}
 	crit := base
 	crit.Concurrency = w.cfg.CriticalConcurrency
-	crit.Queues = map[string]int{task.QueueCritical: 1}
+	crit.Queues = critQueues
 	crit.TaskCheckInterval = min(w.cfg.TaskCheckInterval, 20*time.Millisecond)
 	w.servers = append(w.servers, asynq.NewServer(w.cfg.Redis, crit))
 	for i := 0; i < w.cfg.Servers; i++ {
 		def := base
 		def.Concurrency = w.cfg.Concurrency
-		def.Queues = map[string]int{task.QueueDefault: 1}
+		def.Queues = defQueues
 		w.servers = append(w.servers, asynq.NewServer(w.cfg.Redis, def))
 	}
 	h := w.Handler()

@@ -209,10 +209,19 @@ func runDemo(ctx context.Context, out io.Writer, o demoOptions) error {
 	return nil
 }
 
-// queueOpen counts ops not yet settled in both lanes.
-func queueOpen(insp *asynq.Inspector) int {
+// queueOpen counts ops not yet settled in both lanes of the workspaces
+// (the default workspace when none is named).
+func queueOpen(insp *asynq.Inspector, workspaces ...string) int {
+	if len(workspaces) == 0 {
+		workspaces = []string{task.DefaultWorkspace}
+	}
+	var queues []string
+	for _, ws := range workspaces {
+		c, d := task.Lanes(ws)
+		queues = append(queues, c, d)
+	}
 	n := 0
-	for _, q := range []string{task.QueueCritical, task.QueueDefault} {
+	for _, q := range queues {
 		if info, err := insp.GetQueueInfo(q); err == nil {
 			n += info.Pending + info.Active + info.Scheduled + info.Retry
 		}

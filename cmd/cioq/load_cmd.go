@@ -240,7 +240,7 @@ func runLoad(ctx context.Context, cfg *config.Config, o loadOptions, progress io
 	sum.EnqueueP99Micro = lat[min(len(lat)-1, len(lat)*99/100)].Microseconds()
 
 	deadline := time.Now().Add(o.timeout)
-	for queueOpen(insp) > 0 {
+	for queueOpen(insp, ws) > 0 {
 		if time.Now().After(deadline) {
 			return sum, fmt.Errorf("load: queues not drained after %s", o.timeout)
 		}

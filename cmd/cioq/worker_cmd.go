@@ -91,8 +91,9 @@ func workerConfig(cfg *config.Config, logger *slog.Logger, reg prometheus.Regist
 		}
 		wc.Workspaces = append(wc.Workspaces, worker.Workspace{
 			Name: ws.Name, Sender: client,
-			Limit: ratelimit.Limit{Rate: ws.RateLimit, Burst: ws.RateBurst, CriticalShare: ws.CriticalShare},
-			Batch: worker.BatchConfig{MaxOps: b.MaxOps, MaxBytes: b.MaxBytes, MaxWait: b.MaxWait},
+			Limit:  ratelimit.Limit{Rate: ws.RateLimit, Burst: ws.RateBurst, CriticalShare: ws.CriticalShare},
+			Batch:  worker.BatchConfig{MaxOps: b.MaxOps, MaxBytes: b.MaxBytes, MaxWait: b.MaxWait},
+			Weight: ws.Weight,
 		})
 	}
 	return wc, func() { _ = rdb.Close() }, nil

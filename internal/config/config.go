@@ -152,6 +152,10 @@ type Workspace struct {
 	// between 0 and 1 exclusive. Env CIOQ_CRITICAL_SHARE. Zero means
 	// DefaultCriticalShare (0.2).
 	CriticalShare float64 `mapstructure:"critical_share" yaml:"critical_share"`
+	// Weight is the workspace's share of the workers' dequeues (asynq's
+	// weighted queue priority) when several workspaces have a backlog. File
+	// only. Zero means 1.
+	Weight int `mapstructure:"weight" yaml:"weight"`
 	// Batch overrides Config.Batch for this workspace; its zero fields take
 	// Config.Batch's. After WithDefaults it is never nil and holds the
 	// effective values.
@@ -313,6 +317,7 @@ func (ws Workspace) withDefaults(global Batch) Workspace {
 	}
 	ws.RateLimit = cmp.Or(ws.RateLimit, DefaultRateLimit)
 	ws.CriticalShare = cmp.Or(ws.CriticalShare, DefaultCriticalShare)
+	ws.Weight = cmp.Or(ws.Weight, 1)
 	b := global
 	if ws.Batch != nil {
 		b.MaxOps = cmp.Or(ws.Batch.MaxOps, global.MaxOps)

@@ -39,7 +39,7 @@ func TestWithDefaults_FillsEveryZeroField(t *testing.T) {
 		HTTPAddr:  DefaultHTTPAddr,
 		Workspaces: []Workspace{{
 			Name: "w", SiteID: "s", APIKey: "k", Region: RegionUS, TrackURL: TrackURLUS,
-			RateLimit: DefaultRateLimit, CriticalShare: DefaultCriticalShare,
+			RateLimit: DefaultRateLimit, CriticalShare: DefaultCriticalShare, Weight: 1,
 			Batch: &Batch{MaxOps: 10, MaxBytes: DefaultBatchMaxBytes, MaxWait: DefaultBatchMaxWait},
 		}},
 		Worker: Worker{

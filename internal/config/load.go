@@ -54,6 +54,7 @@ type fileWorkspace struct {
 	RateLimit     *float64 `mapstructure:"rate_limit"`
 	RateBurst     *int     `mapstructure:"rate_burst"`
 	CriticalShare *float64 `mapstructure:"critical_share"`
+	Weight        *int     `mapstructure:"weight"`
 	Batch         *Batch   `mapstructure:"batch"`
 }
 
@@ -202,6 +203,12 @@ func (fw fileWorkspace) workspace(p *problems, i int, lookup func(string) (strin
 			p.addf("%s: critical_share %g: must be between 0 and 1 exclusive", where, *fw.CriticalShare)
 		}
 		ws.CriticalShare = *fw.CriticalShare
+	}
+	if fw.Weight != nil {
+		if *fw.Weight <= 0 {
+			p.addf("%s: weight %d: must be positive", where, *fw.Weight)
+		}
+		ws.Weight = *fw.Weight
 	}
 	return ws
 }

@@ -164,6 +164,7 @@ func TestLoad_SeedEnvWorkspace(t *testing.T) {
 		RateLimit:     12.5,
 		RateBurst:     4,
 		CriticalShare: 0.3,
+		Weight:        1,
 		Batch:         &Batch{MaxOps: DefaultBatchMaxOps, MaxBytes: DefaultBatchMaxBytes, MaxWait: DefaultBatchMaxWait},
 	}}
 	if diff := cmp.Diff(want, cfg.Workspaces); diff != "" {
@@ -203,6 +204,7 @@ workspaces:
     rate_limit: 40
     rate_burst: 10
     critical_share: 0.5
+    weight: 3
     batch:
       max_wait: 200ms
 `)
@@ -213,9 +215,9 @@ workspaces:
 	global := Batch{MaxOps: 200, MaxBytes: DefaultBatchMaxBytes, MaxWait: DefaultBatchMaxWait}
 	want := []Workspace{
 		{Name: "us-shop", SiteID: "s1", APIKey: "k1-s3cr3t", Region: "us", TrackURL: TrackURLUS,
-			RateLimit: DefaultRateLimit, CriticalShare: DefaultCriticalShare, Batch: &global},
+			RateLimit: DefaultRateLimit, CriticalShare: DefaultCriticalShare, Weight: 1, Batch: &global},
 		{Name: "eu-shop", SiteID: "s2", APIKey: "k2-s3cr3t", APIKeyEnv: "EU_SHOP_KEY", Region: "eu", TrackURL: TrackURLEU,
-			RateLimit: 40, RateBurst: 10, CriticalShare: 0.5,
+			RateLimit: 40, RateBurst: 10, CriticalShare: 0.5, Weight: 3,
 			Batch: &Batch{MaxOps: 200, MaxBytes: DefaultBatchMaxBytes, MaxWait: 200 * time.Millisecond}},
 	}
 	if diff := cmp.Diff(want, cfg.Workspaces); diff != "" {

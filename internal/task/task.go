@@ -38,13 +38,30 @@ func ActionOf(taskType string) (a track.Action, ok bool) {
 	return a, true
 }
 
-// Queue returns the lane of an action: QueueCritical for suppress,
-// unsuppress and delete, QueueDefault otherwise.
-func Queue(a track.Action) string {
+// DefaultWorkspace is the workspace of ops that name none. Its lanes are the
+// plain QueueCritical and QueueDefault queues.
+const DefaultWorkspace = "default"
+
+// Queue returns the asynq queue (lane) of an op of workspace with action a:
+// the critical lane for suppress, unsuppress and delete, the default lane
+// otherwise. Every workspace has its own two lanes, so a backlog in one
+// cannot starve another: DefaultWorkspace's are QueueCritical and
+// QueueDefault, any other's are "critical.<workspace>" and
+// "default.<workspace>".
+func Queue(workspace string, a track.Action) string {
+	critical, def := Lanes(workspace)
 	if a.IsCritical() {
-		return QueueCritical
+		return critical
 	}
-	return QueueDefault
+	return def
+}
+
+// Lanes returns the critical and default queue of workspace.
+func Lanes(workspace string) (critical, def string) {
+	if workspace == DefaultWorkspace || workspace == "" {
+		return QueueCritical, QueueDefault
+	}
+	return QueueCritical + "." + workspace, QueueDefault + "." + workspace
 }
 
 // TaskID returns the asynq task id of an op: workspace + ":" + opID. It is
@@ -55,11 +72,11 @@ func Queue(a track.Action) string {
 func TaskID(workspace, opID string) string { return workspace + ":" + opID }
 
 // NewTask returns the asynq task for p: type TypeName(p.Action), payload
-// Encode(p), and the options Queue(p.Action) and TaskID(p.Workspace, p.OpID)
+// Encode(p), and the options Queue(p.Workspace, p.Action) and TaskID(p.Workspace, p.OpID)
 // ahead of opts (a later option of the same kind wins, as in asynq).
 func NewTask(p *Payload, opts ...asynq.Option) *asynq.Task {
 	all := make([]asynq.Option, 0, 2+len(opts))
-	all = append(all, asynq.Queue(Queue(p.Action)), asynq.TaskID(TaskID(p.Workspace, p.OpID)))
+	all = append(all, asynq.Queue(Queue(p.Workspace, p.Action)), asynq.TaskID(TaskID(p.Workspace, p.OpID)))
 	all = append(all, opts...)
 	return asynq.NewTask(TypeName(p.Action), Encode(p), all...)
 }

@@ -41,7 +41,8 @@ func TestQueue(t *testing.T) {
 		track.ActionDelete:     task.QueueCritical,
 	}
 	for _, a := range track.Actions {
-		require.Equal(t, cmpOr(want[a], task.QueueDefault), task.Queue(a), string(a))
+		require.Equal(t, cmpOr(want[a], task.QueueDefault), task.Queue(task.DefaultWorkspace, a), string(a))
+		require.Equal(t, cmpOr(want[a], task.QueueDefault)+".eu", task.Queue("eu", a), string(a))
 	}
 }
 
