@@ -93,7 +93,7 @@ func (w *Worker) HTTPHandler(gatherer prometheus.Gatherer) *http.ServeMux {
 		writeJSON(rw, status, h)
 	})
 	if gatherer != nil {
-		mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
+		mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
 	}
 	return mux
 }
