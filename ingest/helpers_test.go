@@ -86,7 +86,8 @@ type queued struct {
 func (b *bundle) tasks(t testing.TB) map[string]queued {
 	t.Helper()
 	out := map[string]queued{}
-	for _, q := range []string{task.QueueDefault, task.QueueCritical} {
+	crit, def := task.Lanes(wsName)
+	for _, q := range []string{def, crit} {
 		infos, err := b.insp.ListPendingTasks(q, asynq.PageSize(10000))
 		if errors.Is(err, asynq.ErrQueueNotFound) {
 			continue

@@ -28,6 +28,7 @@ func TestTrackClient_EveryEndpointQueuesItsOp(t *testing.T) {
 	t.Parallel()
 	b := setup(t, nil)
 	c := b.client(t, siteID, apiKey, nil)
+	critLane, defLane := task.Lanes(wsName)
 	id := func(s string) *track.Identifiers { return &track.Identifiers{ID: s} }
 	tests := []struct {
 		name      string
@@ -39,45 +40,45 @@ func TestTrackClient_EveryEndpointQueuesItsOp(t *testing.T) {
 		{"Identify", func(ctx context.Context) error {
 			return c.Identify(ctx, "u1", map[string]any{"plan": "pro", "_timestamp": 1700000001})
 		}, []track.Op{{Type: "person", Identifiers: id("u1"), Action: track.ActionIdentify,
-			Attributes: map[string]any{"plan": "pro"}}}, task.QueueDefault, 1700000001},
+			Attributes: map[string]any{"plan": "pro"}}}, defLane, 1700000001},
 		{"IdentifyByEmail", func(ctx context.Context) error {
 			return c.Identify(ctx, "a@b.c", map[string]any{"n": 1})
 		}, []track.Op{{Type: "person", Identifiers: &track.Identifiers{Email: "a@b.c"}, Action: track.ActionIdentify,
-			Attributes: map[string]any{"n": json.Number("1")}}}, task.QueueDefault, 0},
+			Attributes: map[string]any{"n": json.Number("1")}}}, defLane, 0},
 		{"IdentifyByCioID", func(ctx context.Context) error {
 			return c.Identify(ctx, "cio_x1", nil)
-		}, []track.Op{{Type: "person", Identifiers: &track.Identifiers{CioID: "x1"}, Action: track.ActionIdentify}}, task.QueueDefault, 0},
+		}, []track.Op{{Type: "person", Identifiers: &track.Identifiers{CioID: "x1"}, Action: track.ActionIdentify}}, defLane, 0},
 		{"Track", func(ctx context.Context) error {
 			return c.Track(ctx, "u2", track.Event{Name: "purchase", ID: eventULID, Timestamp: 1700000002, Data: map[string]any{"amount": 10}})
 		}, []track.Op{{Type: "person", Identifiers: id("u2"), Action: track.ActionEvent, Name: "purchase",
-			Attributes: map[string]any{"amount": json.Number("10")}}}, task.QueueDefault, 1700000002},
+			Attributes: map[string]any{"amount": json.Number("10")}}}, defLane, 1700000002},
 		{"TrackPage", func(ctx context.Context) error {
 			return c.Track(ctx, "u3", track.Event{Name: "https://x.test/", Type: "page"})
-		}, []track.Op{{Type: "person", Identifiers: id("u3"), Action: track.ActionPage, Name: "https://x.test/"}}, task.QueueDefault, 0},
+		}, []track.Op{{Type: "person", Identifiers: id("u3"), Action: track.ActionPage, Name: "https://x.test/"}}, defLane, 0},
 		{"TrackAnonymous", func(ctx context.Context) error {
 			return c.TrackAnonymous(ctx, "anon-1", track.Event{Name: "viewed", Data: map[string]any{"page": "/"}})
 		}, []track.Op{{Type: "person", Identifiers: &track.Identifiers{AnonymousID: "anon-1"}, Action: track.ActionEvent,
-			Name: "viewed", Attributes: map[string]any{"page": "/"}}}, task.QueueDefault, 0},
+			Name: "viewed", Attributes: map[string]any{"page": "/"}}}, defLane, 0},
 		{"Suppress", func(ctx context.Context) error { return c.Suppress(ctx, "u4") },
-			[]track.Op{{Type: "person", Identifiers: id("u4"), Action: track.ActionSuppress}}, task.QueueCritical, 0},
+			[]track.Op{{Type: "person", Identifiers: id("u4"), Action: track.ActionSuppress}}, critLane, 0},
 		{"Unsuppress", func(ctx context.Context) error { return c.Unsuppress(ctx, "u4") },
-			[]track.Op{{Type: "person", Identifiers: id("u4"), Action: track.ActionUnsuppress}}, task.QueueCritical, 0},
+			[]track.Op{{Type: "person", Identifiers: id("u4"), Action: track.ActionUnsuppress}}, critLane, 0},
 		{"Delete", func(ctx context.Context) error { return c.Delete(ctx, "u5") },
-			[]track.Op{{Type: "person", Identifiers: id("u5"), Action: track.ActionDelete}}, task.QueueCritical, 0},
+			[]track.Op{{Type: "person", Identifiers: id("u5"), Action: track.ActionDelete}}, critLane, 0},
 		{"AddDevice", func(ctx context.Context) error {
 			return c.AddDevice(ctx, "u6", track.V1Device{ID: "tok", Platform: "ios", LastUsed: 1700000000})
 		}, []track.Op{{Type: "person", Identifiers: id("u6"), Action: track.ActionAddDevice,
-			Device: &track.Device{Token: "tok", Platform: "ios", LastUsed: 1700000000}}}, task.QueueDefault, 0},
+			Device: &track.Device{Token: "tok", Platform: "ios", LastUsed: 1700000000}}}, defLane, 0},
 		{"DeleteDevice", func(ctx context.Context) error { return c.DeleteDevice(ctx, "u6", "tok/2") },
 			[]track.Op{{Type: "person", Identifiers: id("u6"), Action: track.ActionDeleteDevice, Device: &track.Device{Token: "tok/2"}}},
-			task.QueueDefault, 0},
+			defLane, 0},
 		{"Merge", func(ctx context.Context) error {
 			return c.Merge(ctx, track.Identifiers{ID: "a"}, track.Identifiers{Email: "b@c.d"})
 		}, []track.Op{{Type: "person", Action: track.ActionMerge, Primary: id("a"), Secondary: &track.Identifiers{Email: "b@c.d"}}},
-			task.QueueDefault, 0},
+			defLane, 0},
 		{"V2Entity", func(ctx context.Context) error {
 			return c.Entity(ctx, &track.Op{Identifiers: id("u7"), Action: track.ActionScreen, Name: "home"})
-		}, []track.Op{{Type: "person", Identifiers: id("u7"), Action: track.ActionScreen, Name: "home"}}, task.QueueDefault, 0},
+		}, []track.Op{{Type: "person", Identifiers: id("u7"), Action: track.ActionScreen, Name: "home"}}, defLane, 0},
 		{"V2Batch", func(ctx context.Context) error {
 			return c.Batch(ctx, []*track.Op{
 				{Identifiers: id("u8"), Action: track.ActionIdentify, Attributes: map[string]any{"k": "v"}, Timestamp: 1700000003},
@@ -90,7 +91,7 @@ func TestTrackClient_EveryEndpointQueuesItsOp(t *testing.T) {
 			{Type: "person", Identifiers: &track.Identifiers{AnonymousID: "anon-2"}, Action: track.ActionEvent, Name: "clicked"},
 			{Type: "person", Identifiers: id("u9"), Action: track.ActionAddRelationships,
 				Relationships: []json.RawMessage{json.RawMessage(`{"identifiers":{"object_type_id":"1","object_id":"acme"}}`)}},
-		}, task.QueueDefault, 0},
+		}, defLane, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
