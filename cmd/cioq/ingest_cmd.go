@@ -1,0 +1,165 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/cobra"
+
+	"github.com/cioq/cioq/ingest"
+	"github.com/cioq/cioq/internal/config"
+	"github.com/cioq/cioq/producer"
+)
+
+// ingestOptions are the flags of `cioq ingest`: the HTTP server's bounds.
+type ingestOptions struct {
+	readTimeout     time.Duration
+	headerTimeout   time.Duration
+	writeTimeout    time.Duration
+	idleTimeout     time.Duration
+	shutdownTimeout time.Duration
+	maxConcurrent   int
+}
+
+// Defaults of the ingest flags.
+const (
+	defaultIngestReadTimeout     = 10 * time.Second
+	defaultIngestHeaderTimeout   = 5 * time.Second
+	defaultIngestWriteTimeout    = 15 * time.Second
+	defaultIngestIdleTimeout     = 90 * time.Second
+	defaultIngestShutdownTimeout = 20 * time.Second
+)
+
+func newIngestCmd(g *globals) *cobra.Command {
+	var o ingestOptions
+	cmd := &cobra.Command{
+		Use:   "ingest",
+		Short: "Serve a Track-compatible HTTP API that queues operations",
+		Long: `ingest serves the Customer.io Track API paths (v1 identify, delete, track, anonymous
+track, suppress, unsuppress, devices, merge; v2 entity and batch) on --addr
+(CIOQ_HTTP_ADDR), so an application switches its Customer.io base URL to cioq and
+changes nothing else. Basic auth is each configured workspace's site_id:api_key;
+ops are validated as Customer.io does, queued through the producer, and answered
+200 only once durable. An Idempotency-Key header makes a retried request a no-op.
+It also serves /healthz, /readyz (Redis reachable) and /metrics.
+
+SIGINT or SIGTERM stops it gracefully: it stops accepting connections and lets the
+requests in flight finish (up to --shutdown-timeout). See docs/ingest.md.`,
+		Example: `  CUSTOMERIO_SITE_ID=site CUSTOMERIO_TRACK_API_KEY=key cioq ingest --addr :8080
+  curl -u site:key -X PUT localhost:8080/api/v1/customers/u1 -d '{"plan":"pro"}'`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := g.load()
+			if err != nil {
+				return err
+			}
+			if err := cfg.Validate(); err != nil {
+				return usageError(err)
+			}
+			return runIngest(cmd.Context(), cfg, o, cfg.Log.Logger(cmd.ErrOrStderr()))
+		},
+	}
+	f := cmd.Flags()
+	f.DurationVar(&o.readTimeout, "read-timeout", defaultIngestReadTimeout, "bound on reading a whole request, body included")
+	f.DurationVar(&o.headerTimeout, "header-timeout", defaultIngestHeaderTimeout, "bound on reading request headers")
+	f.DurationVar(&o.writeTimeout, "write-timeout", defaultIngestWriteTimeout, "bound from the end of the headers to the end of the answer")
+	f.DurationVar(&o.idleTimeout, "idle-timeout", defaultIngestIdleTimeout, "how long a keep-alive connection may wait for its next request")
+	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", defaultIngestShutdownTimeout, "how long a graceful stop waits for requests in flight")
+	f.IntVar(&o.maxConcurrent, "max-concurrent-per-client", ingest.DefaultMaxConcurrentPerClient, "requests in flight per site id; more are answered 429")
+	return cmd
+}
+
+// ingestWorkspaces maps the configured workspaces to ingest credentials.
+func ingestWorkspaces(cfg *config.Config) ([]ingest.Workspace, []string) {
+	ws := make([]ingest.Workspace, 0, len(cfg.Workspaces))
+	names := make([]string, 0, len(cfg.Workspaces))
+	for _, w := range cfg.Workspaces {
+		ws = append(ws, ingest.Workspace{Name: w.Name, SiteID: w.SiteID, APIKey: w.APIKey.Reveal()})
+		names = append(names, w.Name)
+	}
+	return ws, names
+}
+
+func runIngest(ctx context.Context, cfg *config.Config, o ingestOptions, logger *slog.Logger) error {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	rdb, err := cfg.Redis.UniversalClient()
+	if err != nil {
+		return usageError(err)
+	}
+	defer rdb.Close()
+	workspaces, names := ingestWorkspaces(cfg)
+	p, err := producer.New(producer.Config{Client: rdb, KeyPrefix: cfg.KeyPrefix, Workspace: names[0], Workspaces: names,
+		MaxRetry: cfg.Worker.MaxRetry, Logger: logger, Registerer: reg})
+	if err != nil {
+		return usageError(err)
+	}
+	h, err := ingest.New(ingest.Config{
+		Producer: p, Workspaces: workspaces, MaxConcurrentPerClient: o.maxConcurrent,
+		Ready:  func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
+		Logger: logger, Registerer: reg,
+	})
+	if err != nil {
+		_ = p.Close(context.Background())
+		return usageError(err)
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", cfg.HTTPAddr)
+	if err != nil {
+		_ = p.Close(context.Background())
+		return fmt.Errorf("ingest: listen %s: %w", cfg.HTTPAddr, err)
+	}
+	logger.InfoContext(ctx, "ingest listening", slog.String("url", listenURL(ln.Addr())), slog.Int("workspaces", len(workspaces)))
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err = serveIngest(ctx, ln, h, o, logger)
+	cctx, cancel := context.WithTimeout(context.Background(), o.shutdownTimeout)
+	defer cancel()
+	if cerr := p.Close(cctx); cerr != nil {
+		logger.Warn("producer close", slog.String("error", cerr.Error()))
+	}
+	logger.Info("ingest stopped")
+	return err
+}
+
+// serveIngest serves h on ln until ctx ends, then stops accepting and waits
+// up to o.shutdownTimeout for the requests in flight to finish (each gets
+// its answer: an op is never left half-enqueued by the stop).
+func serveIngest(ctx context.Context, ln net.Listener, h http.Handler, o ingestOptions, logger *slog.Logger) error {
+	srv := &http.Server{
+		Handler:           h,
+		ReadTimeout:       o.readTimeout,
+		ReadHeaderTimeout: o.headerTimeout,
+		WriteTimeout:      o.writeTimeout,
+		IdleTimeout:       o.idleTimeout,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("ingest: serve: %w", err)
+	case <-ctx.Done():
+	}
+	logger.Info("ingest shutting down: finishing requests in flight")
+	sctx, cancel := context.WithTimeout(context.Background(), o.shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		_ = srv.Close()
+		return fmt.Errorf("ingest: shutdown: %w", err)
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
