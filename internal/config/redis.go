@@ -1,40 +1,163 @@
 package config
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"maps"
+	"net"
 	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 )
 
+// URL schemes cioq reads beyond asynq.ParseRedisURI's redis://, rediss://
+// and redis-socket://.
+const (
+	// SchemeSentinel names a Sentinel-managed master:
+	// redis-sentinel://[:sentinelpass@]s1:26379,s2:26379[/db]?master=name[&password=masterpass].
+	SchemeSentinel = "redis-sentinel"
+	// SchemeCluster names a Redis Cluster by some of its nodes:
+	// redis-cluster://[[user]:pass@]n1:7000,n2:7001[?password=pass&max_redirects=8].
+	SchemeCluster = "redis-cluster"
+)
+
 // Redis says where Redis is.
 type Redis struct {
-	// URL is a Redis URI as asynq.ParseRedisURI reads it: redis://,
-	// rediss:// (TLS), redis-socket:// or redis-sentinel://, with an optional
-	// password and DB number (redis://:pass@host:6379/2). Flag --redis, env
-	// CIOQ_REDIS_URL, then REDIS_URL, then REDIS_ADDR (host:port). Empty
-	// means DefaultRedisURL.
+	// URL is a Redis URI: redis://[:pass@]host:port[/db], rediss:// (TLS)
+	// and redis-socket://path as asynq.ParseRedisURI reads them;
+	// redis-sentinel://s1:26379,s2:26379[/db]?master=name (the userinfo
+	// password is the Sentinels', a password query parameter the master's);
+	// redis-cluster://[:pass@]n1:7000,n2:7001 (any reachable nodes of a Redis
+	// Cluster; no database number). Flag --redis, env CIOQ_REDIS_URL, then
+	// REDIS_URL, then REDIS_ADDR (host:port). Empty means DefaultRedisURL.
 	URL string `mapstructure:"url" yaml:"url"`
 }
 
-// ConnOpt parses URL into asynq's connection options.
+// ConnOpt parses URL into asynq's connection options: asynq.RedisClientOpt,
+// asynq.RedisFailoverClientOpt (redis-sentinel://) or
+// asynq.RedisClusterClientOpt (redis-cluster://).
 func (r Redis) ConnOpt() (asynq.RedisConnOpt, error) {
-	u := r.URL
-	if u == "" {
-		u = DefaultRedisURL
-	}
-	opt, err := asynq.ParseRedisURI(u)
+	u := cmp.Or(r.URL, DefaultRedisURL)
+	opt, err := parseRedisURL(u)
 	if err != nil {
 		return nil, fmt.Errorf("config: redis url %s: %w", RedactURL(u), scrubURLError(err))
 	}
 	return opt, nil
 }
 
-// UniversalClient opens a go-redis client for URL (a *redis.Client, or a
-// failover client for redis-sentinel://). The caller closes it.
+func parseRedisURL(u string) (asynq.RedisConnOpt, error) {
+	p, err := url.Parse(u)
+	if err != nil {
+		return nil, err
+	}
+	switch p.Scheme {
+	case SchemeCluster:
+		return parseClusterURL(p)
+	case SchemeSentinel:
+		return parseSentinelURL(p)
+	}
+	return asynq.ParseRedisURI(u)
+}
+
+// parseClusterURL reads
+// redis-cluster://[[user]:pass@]n1:p1,n2:p2[?password=pass&max_redirects=N].
+func parseClusterURL(p *url.URL) (asynq.RedisConnOpt, error) {
+	addrs, err := hostList(p.Host)
+	if err != nil {
+		return nil, err
+	}
+	if strings.Trim(p.Path, "/") != "" {
+		return nil, errors.New("a Redis Cluster has only database 0: drop the /db path")
+	}
+	opt := asynq.RedisClusterClientOpt{Addrs: addrs}
+	if p.User != nil {
+		opt.Username = p.User.Username()
+		opt.Password, _ = p.User.Password()
+	}
+	q := p.Query()
+	for _, k := range slices.Sorted(maps.Keys(q)) {
+		v := q[k]
+		switch k {
+		case "password":
+			opt.Password = v[0]
+		case "max_redirects":
+			n, err := strconv.Atoi(v[0])
+			if err != nil || n < 0 {
+				return nil, fmt.Errorf("max_redirects %q: want a whole number >= 0", v[0])
+			}
+			opt.MaxRedirects = n
+		default:
+			return nil, fmt.Errorf("unknown parameter %q (redis-cluster:// takes password and max_redirects)", k)
+		}
+	}
+	return opt, nil
+}
+
+// parseSentinelURL reads
+// redis-sentinel://[:sentinelpass@]s1:p1,s2:p2[/db]?master=name[&password=masterpass].
+// asynq.ParseRedisURI reads the same form but takes no database, no master
+// password and no check that master is set.
+func parseSentinelURL(p *url.URL) (asynq.RedisConnOpt, error) {
+	addrs, err := hostList(p.Host)
+	if err != nil {
+		return nil, err
+	}
+	opt := asynq.RedisFailoverClientOpt{SentinelAddrs: addrs}
+	if p.User != nil {
+		opt.SentinelUsername = p.User.Username()
+		opt.SentinelPassword, _ = p.User.Password()
+	}
+	if db := strings.Trim(p.Path, "/"); db != "" {
+		n, err := strconv.Atoi(db)
+		if err != nil || n < 0 {
+			return nil, errors.New("database number should be the path: /0, /1, ...")
+		}
+		opt.DB = n
+	}
+	q := p.Query()
+	for _, k := range slices.Sorted(maps.Keys(q)) {
+		v := q[k]
+		switch k {
+		case "master":
+			opt.MasterName = v[0]
+		case "password":
+			opt.Password = v[0]
+		default:
+			return nil, fmt.Errorf("unknown parameter %q (redis-sentinel:// takes master and password)", k)
+		}
+	}
+	if opt.MasterName == "" {
+		return nil, errors.New("redis-sentinel:// needs ?master=<name of the monitored master>")
+	}
+	return opt, nil
+}
+
+// hostList splits "h1:p1,h2:p2" and checks each is host:port.
+func hostList(hosts string) ([]string, error) {
+	var addrs []string
+	for _, a := range strings.Split(hosts, ",") {
+		if a = strings.TrimSpace(a); a == "" {
+			continue
+		}
+		if h, port, err := net.SplitHostPort(a); err != nil || h == "" || port == "" {
+			return nil, fmt.Errorf("address %q: want host:port", a)
+		}
+		addrs = append(addrs, a)
+	}
+	if len(addrs) == 0 {
+		return nil, errors.New("want at least one host:port")
+	}
+	return addrs, nil
+}
+
+// UniversalClient opens a go-redis client for URL: a *redis.Client, a
+// Sentinel failover *redis.Client for redis-sentinel://, or a
+// *redis.ClusterClient for redis-cluster://. The caller closes it.
 func (r Redis) UniversalClient() (redis.UniversalClient, error) {
 	opt, err := r.ConnOpt()
 	if err != nil {
@@ -55,16 +178,21 @@ func (r Redis) MarshalYAML() (any, error) {
 	return map[string]string{"url": RedactURL(r.URL)}, nil
 }
 
-// RedactURL returns u with any password replaced by "xxxxx". A string that
+// RedactURL returns u with any password (in the userinfo or a password
+// query parameter) replaced by "xxxxx". A string that
 // does not parse as a URL comes back as "(unparsable url)" when it could hold
 // a password, so a malformed URL never leaks one into a message.
 func RedactURL(u string) string {
 	p, err := url.Parse(u)
 	if err != nil {
-		if strings.Contains(u, "@") {
+		if strings.Contains(u, "@") || strings.Contains(strings.ToLower(u), "password") {
 			return "(unparsable url)"
 		}
 		return u
+	}
+	if q := p.Query(); q.Has("password") {
+		q.Set("password", "xxxxx")
+		p.RawQuery = q.Encode()
 	}
 	return p.Redacted()
 }

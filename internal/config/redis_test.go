@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
 	"github.com/cioq/cioq/internal/redistest"
@@ -21,6 +22,14 @@ func TestRedis_ConnOpt(t *testing.T) {
 		{name: "PasswordAndDB", url: "redis://:pw@h:6380/3", want: asynq.RedisClientOpt{Addr: "h:6380", Password: "pw", DB: 3}},
 		{name: "Sentinel", url: "redis-sentinel://s1:26379,s2:26379?master=mymaster",
 			want: asynq.RedisFailoverClientOpt{MasterName: "mymaster", SentinelAddrs: []string{"s1:26379", "s2:26379"}}},
+		{name: "SentinelWithBothPasswordsAndDB", url: "redis-sentinel://:spw@s1:26379/2?master=m&password=mpw",
+			want: asynq.RedisFailoverClientOpt{MasterName: "m", SentinelAddrs: []string{"s1:26379"}, SentinelPassword: "spw", Password: "mpw", DB: 2}},
+		{name: "ClusterNodes", url: "redis-cluster://n1:7000,n2:7001,n3:7002",
+			want: asynq.RedisClusterClientOpt{Addrs: []string{"n1:7000", "n2:7001", "n3:7002"}}},
+		{name: "ClusterPasswordInUserinfo", url: "redis-cluster://u:pw@n1:7000?max_redirects=5",
+			want: asynq.RedisClusterClientOpt{Addrs: []string{"n1:7000"}, Username: "u", Password: "pw", MaxRedirects: 5}},
+		{name: "ClusterPasswordAsParameter", url: "redis-cluster://n1:7000,n2:7001/?password=pw",
+			want: asynq.RedisClusterClientOpt{Addrs: []string{"n1:7000", "n2:7001"}, Password: "pw"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -55,4 +64,72 @@ func TestRedis_UniversalClientReachesTheDatabase(t *testing.T) {
 	got, err := db.Client.Get(ctx, "config-test").Result()
 	require.NoError(t, err)
 	require.Equal(t, "v", got)
+}
+
+func TestRedis_ConnOptRefuses(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, url, wantMsg string
+	}{
+		{name: "SentinelWithoutMaster", url: "redis-sentinel://s1:26379", wantMsg: "needs ?master="},
+		{name: "SentinelUnknownParameter", url: "redis-sentinel://s1:26379?master=m&db=2", wantMsg: `unknown parameter "db"`},
+		{name: "SentinelBadDB", url: "redis-sentinel://s1:26379/x?master=m", wantMsg: "database number"},
+		{name: "ClusterWithoutHosts", url: "redis-cluster://", wantMsg: "at least one host:port"},
+		{name: "ClusterHostWithoutPort", url: "redis-cluster://n1:7000,n2:", wantMsg: `address "n2:": want host:port`},
+		{name: "ClusterDatabase", url: "redis-cluster://n1:7000/3", wantMsg: "only database 0"},
+		{name: "ClusterBadRedirects", url: "redis-cluster://n1:7000?max_redirects=-1", wantMsg: "max_redirects"},
+		{name: "ClusterUnknownParameter", url: "redis-cluster://n1:7000?master=m", wantMsg: `unknown parameter "master"`},
+		{name: "UnknownScheme", url: "memcached://h:11211", wantMsg: "unsupported uri scheme"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := Redis{URL: tt.url}.ConnOpt()
+			require.ErrorContains(t, err, tt.wantMsg)
+		})
+	}
+}
+
+func TestRedis_UniversalClientMatchesTheScheme(t *testing.T) {
+	t.Parallel()
+	open := func(t *testing.T, u string) redis.UniversalClient {
+		t.Helper()
+		c, err := Redis{URL: u}.UniversalClient()
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = c.Close() })
+		return c
+	}
+	t.Run("SentinelMakesAFailoverClient", func(t *testing.T) {
+		t.Parallel()
+		c, ok := open(t, "redis-sentinel://:spw@127.0.0.1:1/4?master=m&password=mpw").(*redis.Client)
+		require.True(t, ok)
+		got := c.Options()
+		// go-redis names a failover client's address "FailoverClient" and
+		// asks the Sentinels for the master on each dial.
+		require.Equal(t, "FailoverClient", got.Addr)
+		require.Equal(t, "mpw", got.Password)
+		require.Equal(t, 4, got.DB)
+	})
+	t.Run("ClusterMakesAClusterClient", func(t *testing.T) {
+		t.Parallel()
+		c, ok := open(t, "redis-cluster://:pw@127.0.0.1:1,127.0.0.1:2").(*redis.ClusterClient)
+		require.True(t, ok)
+		got := c.Options()
+		require.Equal(t, []string{"127.0.0.1:1", "127.0.0.1:2"}, got.Addrs)
+		require.Equal(t, "pw", got.Password)
+	})
+}
+
+func TestRedactURL_HidesEveryPassword(t *testing.T) {
+	t.Parallel()
+	for u, want := range map[string]string{
+		"redis-cluster://:hunter2@n1:7000,n2:7001":        "redis-cluster://:xxxxx@n1:7000,n2:7001",
+		"redis-cluster://n1:7000?password=hunter2":        "redis-cluster://n1:7000?password=xxxxx",
+		"redis-sentinel://s:26379?master=m&password=hunt": "redis-sentinel://s:26379?master=m&password=xxxxx",
+	} {
+		require.Equal(t, want, RedactURL(u))
+		_, err := Redis{URL: u + "&bogus=1"}.ConnOpt()
+		require.Error(t, err)
+		require.NotContains(t, err.Error(), "hunt", u)
+	}
 }
