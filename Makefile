@@ -3,7 +3,7 @@ GO        ?= go
 PKGS      ?= ./...
 TESTFLAGS ?=
 
-.PHONY: all build demo test test-short bench lint fmt vet staticcheck clean k8s-validate deploy-validate browser-check browser-test
+.PHONY: all build demo test test-short bench faults lint fmt vet staticcheck clean k8s-validate deploy-validate browser-check browser-test
 
 all: build
 
@@ -52,6 +52,15 @@ browser-test:
 ## bench: throughput and latency benchmarks (figures go to docs/BENCHMARKS.md).
 bench:
 	scripts/with-redis.sh $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./loadtest/...
+
+## faults: the fault suite (faults/): every scenario of docs/FAULTS.md with a
+## redis-server of its own, cioq worker processes and the fake's ledger; fails
+## on any loss or duplicate. The table is printed and kept in bin/faults.md.
+## CIOQ_FAULTS=1,6 runs some scenarios only (make test runs the short ones).
+faults:
+	@mkdir -p bin
+	CIOQ_FAULTS=$${CIOQ_FAULTS:-all} CIOQ_FAULTS_TABLE=$(CURDIR)/bin/faults.md \
+	  scripts/with-redis.sh $(GO) test -count=1 -v -timeout 20m -run '^TestFaults$$' ./faults/
 
 ## lint: gofmt, go vet and staticcheck must all be clean.
 lint: fmt vet staticcheck

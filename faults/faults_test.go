@@ -2,6 +2,7 @@ package faults_test
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"slices"
 	"strconv"
@@ -18,6 +19,8 @@ import (
 type scenario struct {
 	num  int
 	name string
+	// id names the subtest (CIOQ_FAULTS takes the number).
+	id string
 	// long scenarios run only when CIOQ_FAULTS selects them (make faults).
 	long bool
 	// wantDead is how many ops the scenario dead-letters on purpose.
@@ -27,17 +30,17 @@ type scenario struct {
 
 func scenarios() []scenario {
 	return []scenario{
-		{num: 1, name: "Customer.io down 60 s (503), then up", long: true, run: scenarioDown},
-		{num: 2, name: "30% of requests answer 500/502/503/504", run: scenarioErrorRate},
-		{num: 3, name: "429 storm: real limit a quarter of the budget", run: scenarioStorm},
-		{num: 4, name: "answers after 2 s (> 1 s client timeout) for 30 s", long: true, run: scenarioSlow},
-		{num: 5, name: "connection reset mid-request (30%)", run: scenarioReset},
-		{num: 6, name: "Redis SIGKILL + restart (AOF everysec) while ops flow", run: scenarioRedisRestart},
-		{num: 7, name: "a worker SIGKILLed mid-batch", long: true, run: scenarioKillWorker},
-		{num: 8, name: "all workers stopped 30 s, producer keeps enqueuing", long: true, run: scenarioWorkersStopped},
-		{num: 9, name: "producer with Redis down 20 s (spool)", long: true, run: scenarioSpool},
-		{num: 10, name: "poison input", wantDead: 1, run: scenarioPoison},
-		{num: 11, name: "bad credentials (401)", long: true, run: scenarioUnauthorized},
+		{num: 1, id: "CustomerioDown", name: "Customer.io down 60 s (503), then up", long: true, run: scenarioDown},
+		{num: 2, id: "RandomServerErrors", name: "30% of requests answer 500/502/503/504", run: scenarioErrorRate},
+		{num: 3, id: "RateLimitStorm", name: "429 storm: real limit a quarter of the budget", run: scenarioStorm},
+		{num: 4, id: "SlowAnswers", name: "answers after 2 s (> 1 s client timeout) for 30 s", long: true, run: scenarioSlow},
+		{num: 5, id: "ConnectionReset", name: "connection reset mid-request (30%)", run: scenarioReset},
+		{num: 6, id: "RedisRestart", name: "Redis SIGKILL + restart (AOF everysec) while ops flow", run: scenarioRedisRestart},
+		{num: 7, id: "WorkerKilled", name: "a worker SIGKILLed mid-batch", long: true, run: scenarioKillWorker},
+		{num: 8, id: "WorkersStopped", name: "all workers stopped 30 s, producer keeps enqueuing", long: true, run: scenarioWorkersStopped},
+		{num: 9, id: "ProducerSpool", name: "producer with Redis down 20 s (spool)", long: true, run: scenarioSpool},
+		{num: 10, id: "PoisonInput", name: "poison input", wantDead: 1, run: scenarioPoison},
+		{num: 11, id: "BadCredentials", name: "bad credentials (401)", long: true, run: scenarioUnauthorized},
 	}
 }
 
@@ -71,7 +74,7 @@ func TestFaults(t *testing.T) {
 	bin := buildCioq(t)
 	var rows []row
 	for _, sc := range run {
-		t.Run(strconv.Itoa(sc.num)+"_"+sc.name, func(t *testing.T) {
+		t.Run(fmt.Sprintf("%02d_%s", sc.num, sc.id), func(t *testing.T) {
 			start := time.Now()
 			r := row{Num: sc.num, Scenario: sc.name, Failed: true, Note: "the scenario stopped before counting"}
 			defer func() {

@@ -20,7 +20,8 @@ type feed struct {
 	mu          sync.Mutex
 	sent        map[string]bool // seq → queued (or spooled) by the producer
 	spooled     int
-	unavailable int // ErrUnavailable answers, each retried with the same key
+	unavailable int       // ErrUnavailable answers, each retried with the same key
+	last        time.Time // when the last op was taken
 }
 
 func newFeed(run string) *feed {
@@ -54,6 +55,7 @@ func (f *feed) enqueue(ctx context.Context, p *producer.Producer, i int) error {
 		if err == nil {
 			f.mu.Lock()
 			f.sent[op.Key] = true
+			f.last = time.Now()
 			if res.Spooled {
 				f.spooled++
 			}
@@ -109,4 +111,12 @@ func (f *feed) add(seqs ...string) {
 	for _, s := range seqs {
 		f.sent[s] = true
 	}
+	f.last = time.Now()
+}
+
+// lastSent returns when the last op was taken.
+func (f *feed) lastSent() time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.last
 }

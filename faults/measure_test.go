@@ -38,7 +38,8 @@ type row struct {
 	RateLimited int64
 	// MaxPerSecond is the most accepted requests in any one second.
 	MaxPerSecond int
-	// Drain is the time from the end of the fault to the last delivery.
+	// Drain is the time from the end of the fault (or the last enqueue,
+	// when later) to the last delivery.
 	Drain time.Duration
 	// Note says what else the scenario showed, and why a non-zero count is
 	// expected.
@@ -87,7 +88,8 @@ func (c *cluster) deadLettered() (map[string]worker.DeadLetter, error) {
 // settle waits until every op the feed sent is delivered or dead-lettered
 // and the queues hold nothing open, or until the queues have held nothing
 // open for 5 s (nothing can arrive any more), or timeout; then it counts.
-// recovered is when the fault ended: the drain time runs from it.
+// recovered is when the fault ended: the drain time runs from it, or from
+// the last enqueue when that came later.
 func (c *cluster) settle(f *feed, recovered time.Time, timeout time.Duration) row {
 	c.t.Helper()
 	deadline := time.Now().Add(timeout)
@@ -161,8 +163,12 @@ func (c *cluster) count(f *feed, recovered time.Time) row {
 		}
 	}
 	sort.Strings(r.lostSeqs)
-	if !recovered.IsZero() && l.LastAccept.After(recovered) {
-		r.Drain = l.LastAccept.Sub(recovered)
+	from := recovered
+	if last := f.lastSent(); last.After(from) {
+		from = last
+	}
+	if l.LastAccept.After(from) {
+		r.Drain = l.LastAccept.Sub(from)
 	}
 	return r
 }

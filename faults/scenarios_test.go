@@ -27,7 +27,7 @@ func scenarioDown(t *testing.T, bin string) row {
 	c.startWorkers(2)
 	p := c.producer("")
 	f := newFeed("s1")
-	wait := f.goStream(context.Background(), p, 0, 3000, 40) // 75 s of traffic
+	wait := f.goStream(context.Background(), p, 0, 3000, 46) // 65 s of traffic: ends with the outage
 	time.Sleep(5 * time.Second)
 	setFaults(t, c.fake, fake.Faults{Down: true})
 	time.Sleep(5 * time.Second)
@@ -104,7 +104,7 @@ func scenarioSlow(t *testing.T, bin string) row {
 	c.startWorkers(2)
 	p := c.producer("")
 	f := newFeed("s4")
-	wait := f.goStream(context.Background(), p, 0, 2000, 50) // 40 s of traffic
+	wait := f.goStream(context.Background(), p, 0, 2000, 57) // 35 s of traffic: ends with the fault
 	time.Sleep(5 * time.Second)
 	setFaults(t, c.fake, fake.Faults{Latency: 2 * time.Second})
 	time.Sleep(30 * time.Second)
@@ -143,7 +143,7 @@ func scenarioRedisRestart(t *testing.T, bin string) row {
 	p := c.producer("")
 	f := newFeed("s6")
 	wait := f.goStream(context.Background(), p, 0, 2000, 100) // 20 s of traffic
-	time.Sleep(6 * time.Second)
+	time.Sleep(12 * time.Second)
 	c.redis.Kill()
 	time.Sleep(2 * time.Second)
 	c.redis.Start()
@@ -187,7 +187,7 @@ func scenarioWorkersStopped(t *testing.T, bin string) row {
 	c.startWorkers(2)
 	p := c.producer("")
 	f := newFeed("s8")
-	wait := f.goStream(context.Background(), p, 0, 2500, 50) // 50 s of traffic
+	wait := f.goStream(context.Background(), p, 0, 1750, 50) // 35 s of traffic: ends when new workers start
 	time.Sleep(5 * time.Second)
 	var wg sync.WaitGroup
 	for _, w := range c.running() {
@@ -216,7 +216,7 @@ func scenarioSpool(t *testing.T, bin string) row {
 	c.startWorkers(2)
 	p := c.producer(t.TempDir())
 	f := newFeed("s9")
-	wait := f.goStream(context.Background(), p, 0, 2500, 50) // 50 s of traffic
+	wait := f.goStream(context.Background(), p, 0, 1500, 50) // 30 s of traffic: ends when Redis is back
 	time.Sleep(10 * time.Second)
 	c.redis.Kill()
 	time.Sleep(20 * time.Second)
