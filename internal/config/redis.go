@@ -115,7 +115,7 @@ func parseSentinelURL(p *url.URL) (asynq.RedisConnOpt, error) {
 	if db := strings.Trim(p.Path, "/"); db != "" {
 		n, err := strconv.Atoi(db)
 		if err != nil || n < 0 {
-			return nil, errors.New("database number should be the path: /0, /1, ...")
+			return nil, errors.New("the path must be a database number such as /0 or /1")
 		}
 		opt.DB = n
 	}

@@ -73,7 +73,7 @@ func TestRedis_ConnOptRefuses(t *testing.T) {
 	}{
 		{name: "SentinelWithoutMaster", url: "redis-sentinel://s1:26379", wantMsg: "needs ?master="},
 		{name: "SentinelUnknownParameter", url: "redis-sentinel://s1:26379?master=m&db=2", wantMsg: `unknown parameter "db"`},
-		{name: "SentinelBadDB", url: "redis-sentinel://s1:26379/x?master=m", wantMsg: "database number"},
+		{name: "SentinelBadDB", url: "redis-sentinel://s1:26379/x?master=m", wantMsg: "must be a database number"},
 		{name: "ClusterWithoutHosts", url: "redis-cluster://", wantMsg: "at least one host:port"},
 		{name: "ClusterHostWithoutPort", url: "redis-cluster://n1:7000,n2:", wantMsg: `address "n2:": want host:port`},
 		{name: "ClusterDatabase", url: "redis-cluster://n1:7000/3", wantMsg: "only database 0"},

@@ -19,6 +19,9 @@ type ServerOptions struct {
 	// AppendOnly turns on AOF with appendfsync everysec, so a SIGKILL loses at
 	// most about one second of writes.
 	AppendOnly bool
+	// Args are more redis-server arguments ("--replicaof", "127.0.0.1",
+	// "6380"), appended after cioq's own. Nil adds none.
+	Args []string
 }
 
 // Server is a redis-server process owned by one test. It listens on a free
@@ -63,6 +66,7 @@ func (s *Server) Start() {
 	} else {
 		args = append(args, "--appendonly", "no")
 	}
+	args = append(args, s.opts.Args...)
 	cmd := exec.Command("redis-server", args...)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Start(); err != nil {
