@@ -36,7 +36,7 @@ type bundle struct {
 	insp *asynq.Inspector
 }
 
-func setup(t *testing.T, mod func(*ingest.Config)) *bundle {
+func setup(t testing.TB, mod func(*ingest.Config)) *bundle {
 	t.Helper()
 	db := redistest.New(t)
 	p, err := producer.New(producer.Config{Client: db.Client, KeyPrefix: redistest.Prefix(t), Workspace: "unused"})
