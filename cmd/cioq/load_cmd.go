@@ -42,6 +42,9 @@ type loadOptions struct {
 	budget      float64
 	timeout     time.Duration
 	asJSON      bool
+	// workspaces spreads the ops over these workspaces by person
+	// (producer.HashRouter); empty means the first configured workspace.
+	workspaces []string
 }
 
 // loadSummary is what `cioq load` reports.
@@ -64,6 +67,25 @@ type loadSummary struct {
 	OpsPerRequest float64 `json:"ops_per_request"`
 	RateLimited   int64   `json:"rate_limited_429"`
 	MaxReqPerSec  int     `json:"max_requests_per_second"`
+	// Workspaces breaks the run down by workspace (with --workspaces).
+	Workspaces []loadWorkspace `json:"workspaces,omitempty"`
+}
+
+// loadWorkspace is one workspace's share of a `cioq load` run. The ledger
+// fields need the fake's ledger and the workspace's site id (--fake, or a
+// configured workspace with --fake-url).
+type loadWorkspace struct {
+	Name          string  `json:"name"`
+	Enqueued      int64   `json:"enqueued"`
+	Ledger        bool    `json:"ledger"`
+	Delivered     int64   `json:"delivered_unique"`
+	DuplicatesCIO int64   `json:"duplicates_at_customerio"`
+	Lost          int64   `json:"lost"`
+	Requests      int64   `json:"requests"`
+	OpsPerRequest float64 `json:"ops_per_request"`
+	RateLimited   int64   `json:"rate_limited_429"`
+	MaxReqPerSec  int     `json:"max_requests_per_second"`
+	DeliveredRate float64 `json:"delivered_ops_per_second"`
 }
 
 func newLoadCmd(g *globals) *cobra.Command {
@@ -80,7 +102,13 @@ and duplicates.
 With --fake it runs the fake Track API and --workers workers in this process at a
 --budget req/s workspace budget. Without it, run workers yourself (cioq worker)
 against a fake (cioq fakecio) and pass --fake-url to count loss and duplicates
-from the fake's ledger.`,
+from the fake's ledger.
+
+--workspaces a,b,c spreads the ops over several workspaces by person id
+(producer.HashRouter, as a sharded deployment routes them); with --fake each
+workspace gets its own site id at the fake, its own --budget and the workers
+serve all of them; the summary adds one line per workspace. Without --fake the
+workers (cioq worker) must serve every workspace listed.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := g.load()
@@ -117,6 +145,7 @@ from the fake's ledger.`,
 	f.Float64Var(&o.budget, "budget", 100, "workspace budget in req/s with --fake")
 	f.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up when not drained by then")
 	f.BoolVar(&o.asJSON, "json", false, "print the summary as JSON")
+	f.StringSliceVar(&o.workspaces, "workspaces", nil, "spread ops over these workspaces by person hash (default: the first configured workspace)")
 	return cmd
 }
 
@@ -148,10 +177,15 @@ func runLoad(ctx context.Context, cfg *config.Config, o loadOptions, progress io
 	if err != nil {
 		return sum, usageError(err)
 	}
-	ws := cfg.Workspaces[0].Name
+	names := o.workspaces
+	if len(names) == 0 {
+		names = []string{cfg.Workspaces[0].Name}
+	}
+	// sites maps a workspace to its site id at the fake, for its ledger.
+	sites := map[string]string{}
 	var ledger ledgerSource
 	if o.fake {
-		stop, src, err := startLoadFake(cfg, conn, ws, o)
+		stop, src, err := startLoadFake(cfg, conn, names, o, sites)
 		if err != nil {
 			return sum, err
 		}
@@ -159,6 +193,9 @@ func runLoad(ctx context.Context, cfg *config.Config, o loadOptions, progress io
 		ledger = src
 	} else if o.fakeURL != "" {
 		ledger = httpLedger(o.fakeURL)
+		for _, w := range cfg.Workspaces {
+			sites[w.Name] = w.SiteID
+		}
 	}
 	var before fake.Ledger
 	if ledger != nil {
@@ -166,7 +203,9 @@ func runLoad(ctx context.Context, cfg *config.Config, o loadOptions, progress io
 			return sum, err
 		}
 	}
-	p, err := producer.New(producer.Config{Redis: conn, KeyPrefix: cfg.KeyPrefix, Workspace: ws, MaxRetry: cfg.Worker.MaxRetry})
+	route := producer.HashRouter(names...)
+	p, err := producer.New(producer.Config{Redis: conn, KeyPrefix: cfg.KeyPrefix, Workspace: names[0], Workspaces: names,
+		Route: route, MaxRetry: cfg.Worker.MaxRetry})
 	if err != nil {
 		return sum, usageError(err)
 	}
@@ -183,6 +222,11 @@ func runLoad(ctx context.Context, cfg *config.Config, o loadOptions, progress io
 	run := fmt.Sprintf("%x", rand.Uint64())
 	pad := strings.Repeat("x", o.size)
 	lat := make([]time.Duration, o.ops)
+	index := map[string]int{}
+	for i, ws := range names {
+		index[ws] = i
+	}
+	perWS := make([]atomic.Int64, len(names))
 	var next atomic.Int64
 	var firstErr atomic.Value
 	var wg sync.WaitGroup
@@ -201,14 +245,14 @@ func runLoad(ctx context.Context, cfg *config.Config, o loadOptions, progress io
 				}
 				person := fmt.Sprintf("load-%s-%d", run, i%10000)
 				attrs := map[string]any{"seq": i, "run": run, "pad": pad}
-				t0 := time.Now()
-				var r producer.Result
-				var err error
+				op := producer.Op{Op: track.Op{Action: track.ActionEvent, Name: "load_event",
+					Identifiers: &track.Identifiers{ID: person}, Attributes: attrs}}
 				if rand.Float64() < o.identify {
-					r, err = p.Identify(ctx, person, attrs)
-				} else {
-					r, err = p.Track(ctx, person, "load_event", attrs)
+					op.Op.Action, op.Op.Name = track.ActionIdentify, ""
 				}
+				op.Workspace = route(&op)
+				t0 := time.Now()
+				r, err := p.Enqueue(ctx, op)
 				lat[i] = time.Since(t0)
 				if err != nil {
 					firstErr.CompareAndSwap(nil, err)
@@ -218,6 +262,7 @@ func runLoad(ctx context.Context, cfg *config.Config, o loadOptions, progress io
 					atomic.AddInt64(&sum.Duplicates, 1)
 				} else {
 					atomic.AddInt64(&sum.Enqueued, 1)
+					perWS[index[op.Workspace]].Add(1)
 				}
 				if bar != nil {
 					_ = bar.Add(1)
@@ -240,7 +285,7 @@ func runLoad(ctx context.Context, cfg *config.Config, o loadOptions, progress io
 	sum.EnqueueP99Micro = lat[min(len(lat)-1, len(lat)*99/100)].Microseconds()
 
 	deadline := time.Now().Add(o.timeout)
-	for queueOpen(insp, ws) > 0 {
+	for queueOpen(insp, names...) > 0 {
 		if time.Now().After(deadline) {
 			return sum, fmt.Errorf("load: queues not drained after %s", o.timeout)
 		}
@@ -253,9 +298,9 @@ func runLoad(ctx context.Context, cfg *config.Config, o loadOptions, progress io
 	total := time.Since(start)
 	sum.DrainSeconds = total.Seconds()
 	sum.DeliveredRate = float64(sum.Enqueued) / total.Seconds()
+	var after fake.Ledger
 	if ledger != nil {
-		after, err := ledger(ctx)
-		if err != nil {
+		if after, err = ledger(ctx); err != nil {
 			return sum, err
 		}
 		sum.Ledger = true
@@ -269,13 +314,44 @@ func runLoad(ctx context.Context, cfg *config.Config, o loadOptions, progress io
 		sum.MaxReqPerSec = after.MaxRequestsPerSecond
 		sum.Lost = sum.Enqueued - sum.Delivered
 	}
+	if len(names) > 1 {
+		for i, ws := range names {
+			w := loadWorkspace{Name: ws, Enqueued: perWS[i].Load()}
+			if site, ok := sites[ws]; ok && sum.Ledger {
+				w.addLedger(before.PerWorkspace[site], after.PerWorkspace[site], total)
+			}
+			sum.Workspaces = append(sum.Workspaces, w)
+		}
+	}
 	return sum, nil
 }
 
-// startLoadFake runs the fake Track API and o.workers workers in-process.
-func startLoadFake(cfg *config.Config, conn asynq.RedisConnOpt, ws string, o loadOptions) (func(), ledgerSource, error) {
-	const site, key = "load-site", "load-key"
-	srv := fake.NewServer(fake.Options{Credentials: map[string]string{site: key}, RateLimit: o.budget, RequestLog: -1})
+// addLedger fills w's ledger fields from the fake's counters for its site
+// id before and after the run.
+func (w *loadWorkspace) addLedger(before, after fake.WorkspaceLedger, total time.Duration) {
+	w.Ledger = true
+	w.Delivered = after.UniqueOps - before.UniqueOps
+	w.DuplicatesCIO = after.DuplicateOps - before.DuplicateOps
+	w.Lost = w.Enqueued - w.Delivered
+	w.Requests = after.Requests - before.Requests
+	if acc := after.Accepted - before.Accepted; acc > 0 {
+		w.OpsPerRequest = float64(after.OpsAccepted-before.OpsAccepted) / float64(acc)
+	}
+	w.RateLimited = after.RateLimited - before.RateLimited
+	w.MaxReqPerSec = after.MaxRequestsPerSecond
+	w.DeliveredRate = float64(w.Delivered) / total.Seconds()
+}
+
+// startLoadFake runs the fake Track API and o.workers workers in-process,
+// serving every workspace in names, each with a site id of its own at the
+// fake (recorded in sites) and a budget of o.budget req/s.
+func startLoadFake(cfg *config.Config, conn asynq.RedisConnOpt, names []string, o loadOptions, sites map[string]string) (func(), ledgerSource, error) {
+	creds := map[string]string{}
+	for _, ws := range names {
+		sites[ws] = "load-site-" + ws
+		creds[sites[ws]] = "load-key-" + ws
+	}
+	srv := fake.NewServer(fake.Options{Credentials: creds, RateLimit: o.budget, RequestLog: -1})
 	var workers []*worker.Worker
 	stop := func() {
 		for _, w := range workers {
@@ -284,10 +360,14 @@ func startLoadFake(cfg *config.Config, conn asynq.RedisConnOpt, ws string, o loa
 		srv.Close()
 	}
 	for range o.workers {
-		client, err := track.NewClient(track.Config{SiteID: site, APIKey: key, BaseURL: srv.URL})
-		if err != nil {
-			stop()
-			return nil, nil, err
+		var wss []worker.Workspace
+		for _, ws := range names {
+			client, err := track.NewClient(track.Config{SiteID: sites[ws], APIKey: creds[sites[ws]], BaseURL: srv.URL})
+			if err != nil {
+				stop()
+				return nil, nil, err
+			}
+			wss = append(wss, worker.Workspace{Name: ws, Sender: client, Limit: ratelimit.Limit{Rate: o.budget}})
 		}
 		rdb, err := cfg.Redis.UniversalClient()
 		if err != nil {
@@ -295,7 +375,7 @@ func startLoadFake(cfg *config.Config, conn asynq.RedisConnOpt, ws string, o loa
 			return nil, nil, usageError(err)
 		}
 		w, err := worker.New(worker.Config{Redis: conn, Client: rdb, KeyPrefix: cfg.KeyPrefix,
-			Workspaces:  []worker.Workspace{{Name: ws, Sender: client, Limit: ratelimit.Limit{Rate: o.budget}}},
+			Workspaces:  wss,
 			Concurrency: cfg.Worker.Concurrency, Servers: cfg.Worker.DefaultServers,
 			Logger: slog.New(slog.DiscardHandler)})
 		if err == nil {
@@ -322,5 +402,13 @@ func printLoadSummary(w io.Writer, s loadSummary, asJSON bool) {
 	if s.Ledger {
 		fmt.Fprintf(w, "at the fake: %d unique, %d duplicates, %d lost; %d requests, %.0f ops/request, %d 429s, max %d req in 1 s\n",
 			s.Delivered, s.DuplicatesCIO, s.Lost, s.Requests, s.OpsPerRequest, s.RateLimited, s.MaxReqPerSec)
+	}
+	for _, ws := range s.Workspaces {
+		fmt.Fprintf(w, "  workspace %s: enqueued %d", ws.Name, ws.Enqueued)
+		if ws.Ledger {
+			fmt.Fprintf(w, ", %d unique at %.0f ops/s, %d duplicates, %d lost; %d requests, %.0f ops/request, %d 429s, max %d req in 1 s",
+				ws.Delivered, ws.DeliveredRate, ws.DuplicatesCIO, ws.Lost, ws.Requests, ws.OpsPerRequest, ws.RateLimited, ws.MaxReqPerSec)
+		}
+		fmt.Fprintln(w)
 	}
 }
