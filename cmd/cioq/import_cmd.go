@@ -41,6 +41,7 @@ type invalidLine struct {
 
 func newImportCmd(g *globals) *cobra.Command {
 	var asJSON bool
+	var useBulk func(isFile bool) bool
 	cmd := &cobra.Command{
 		Use:   "import [FILE|-]",
 		Short: "Enqueue operations from JSON Lines (one Track v2 person op per line)",
@@ -52,7 +53,11 @@ and enqueues each through the producer. A line may carry "key" (its idempotency
 key) and "workspace". Without a key, the op id is derived from the workspace and
 the line's content, so running the same import twice enqueues nothing twice. An
 invalid line is reported with its line number and skipped; nothing of it is
-queued. Exit status: 0 when every line was enqueued or already present, 1 when a
+queued. A file is imported in bulk (--bulk, the default for a file: ops packed
+into bulk tasks of up to 2,000, each delivered in one request; suppress,
+unsuppress and delete still go one by one to the critical lane); standard input,
+or --bulk=false, queues one task per op. Interrupted and run again on the same
+file, import queues only what is missing and nothing is delivered twice. Exit status: 0 when every line was enqueued or already present, 1 when a
 line was invalid, 2 on usage or configuration errors.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -62,6 +67,7 @@ line was invalid, 2 on usage or configuration errors.`,
 			}
 			in := cmd.InOrStdin()
 			name := "-"
+			size := int64(-1)
 			if len(args) == 1 && args[0] != "-" {
 				f, err := os.Open(args[0])
 				if err != nil {
@@ -69,7 +75,11 @@ line was invalid, 2 on usage or configuration errors.`,
 				}
 				defer f.Close()
 				in, name = f, args[0]
+				if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
+					size = st.Size()
+				}
 			}
+			bulk := useBulk(name != "-")
 			conn, err := cfg.Redis.ConnOpt()
 			if err != nil {
 				return usageError(err)
@@ -84,7 +94,12 @@ line was invalid, 2 on usage or configuration errors.`,
 			if f, ok := cmd.ErrOrStderr().(*os.File); ok && term.IsTerminal(int(f.Fd())) && !asJSON {
 				progress = f
 			}
-			sum, err := importLines(cmd.Context(), p, in, progress)
+			var sum importSummary
+			if bulk {
+				sum, err = importLinesBulk(cmd.Context(), p, in, size, progress) // import_bulk.go
+			} else {
+				sum, err = importLines(cmd.Context(), p, in, progress)
+			}
 			if err != nil {
 				return err
 			}
@@ -96,6 +111,7 @@ line was invalid, 2 on usage or configuration errors.`,
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the summary as JSON")
+	useBulk = bulkFlag(cmd)
 	return cmd
 }
 

@@ -46,7 +46,7 @@ func TestImport(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "ops.jsonl")
 	require.NoError(t, os.WriteFile(file, []byte(strings.Join(lines, "\n")+"\n"), 0o600))
 
-	r := run(t, nil, "import", file, "--json", "--redis", db.URL())
+	r := run(t, nil, "import", file, "--json", "--bulk=false", "--redis", db.URL())
 	require.Equal(t, exitFailure, r.code, r.stderr)
 	var sum importSummary
 	require.NoError(t, json.Unmarshal([]byte(r.stdout), &sum), r.stdout)
@@ -62,7 +62,7 @@ func TestImport(t *testing.T) {
 	require.Equal(t, 3, queuedTasks(t, db), "invalid lines queue nothing")
 
 	// The same file again: every valid line is already queued.
-	r = run(t, nil, "import", file, "--json", "--redis", db.URL())
+	r = run(t, nil, "import", file, "--json", "--bulk=false", "--redis", db.URL())
 	require.NoError(t, json.Unmarshal([]byte(r.stdout), &sum), r.stdout)
 	require.Zero(t, sum.Enqueued)
 	require.Equal(t, 3, sum.Duplicates)
