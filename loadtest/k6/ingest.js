@@ -9,15 +9,42 @@
 //     --env CUSTOMERIO_TRACK_API_KEY="$CUSTOMERIO_TRACK_API_KEY" \
 //     loadtest/k6/ingest.js
 // BASE_URL is the ingest base URL (no /api/v1); default http://127.0.0.1:8080.
+//
+// Several workspaces: SITE_IDS and API_KEYS list them comma-separated, in
+// the same order (ingest must know each site id). Each user goes to one
+// workspace by FNV-1a hash of its id, as producer.HashRouter shards people:
+//   k6 run --env SITE_IDS=site-a,site-b,site-c --env API_KEYS=key-a,key-b,key-c \
+//     loadtest/k6/ingest.js
+// Without them the single CUSTOMERIO_SITE_ID / CUSTOMERIO_TRACK_API_KEY pair
+// is used.
 import http from "k6/http";
 import encoding from "k6/encoding";
 import { check, sleep } from "k6";
 import { Counter, Trend } from "k6/metrics";
 
-const SITE_ID = __ENV.CUSTOMERIO_SITE_ID;
-const API_KEY = __ENV.CUSTOMERIO_TRACK_API_KEY;
 const BASE_URL = `${(__ENV.BASE_URL || "http://127.0.0.1:8080").replace(/\/+$/, "")}/api/v1`;
-const AUTH = `${SITE_ID}:${API_KEY}`;
+
+// AUTHS holds one Basic credential per workspace.
+const AUTHS = (() => {
+  const list = (v) => (v || "").split(",").map((s) => s.trim()).filter((s) => s !== "");
+  const sites = list(__ENV.SITE_IDS || __ENV.CUSTOMERIO_SITE_ID);
+  const keys = list(__ENV.API_KEYS || __ENV.CUSTOMERIO_TRACK_API_KEY);
+  if (sites.length === 0 || sites.length !== keys.length) {
+    throw new Error(`want as many API keys as site ids (got ${sites.length} site ids, ${keys.length} keys)`);
+  }
+  return sites.map((site, i) => encoding.b64encode(`${site}:${keys[i]}`));
+})();
+
+// authFor picks the workspace of a user: FNV-1a 32-bit of its id modulo the
+// number of workspaces, the same choice producer.HashRouter makes.
+function authFor(userId) {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < userId.length; i++) {
+    h ^= userId.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return AUTHS[h % AUTHS.length];
+}
 
 const identifyLatency = new Trend("cio_identify_latency", true);
 const trackLatency = new Trend("cio_track_latency", true);
@@ -49,7 +76,7 @@ export default function () {
   const userId = `k6-load-${__VU}-${__ITER}`;
   const headers = {
     "Content-Type": "application/json",
-    Authorization: `Basic ${encoding.b64encode(AUTH)}`,
+    Authorization: `Basic ${authFor(userId)}`,
   };
 
   // Identify. The Idempotency-Key makes a retried request a no-op in cioq.
