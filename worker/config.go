@@ -151,6 +151,8 @@ type Config struct {
 	// DeadLetterMax bounds the dead-letter store per workspace. Zero means
 	// DefaultDeadLetterMax.
 	DeadLetterMax int
+	// Bulk configures the bulk lane (bulk.go); zero fields take the defaults.
+	Bulk BulkConfig
 	// TaskCheckInterval and DelayedTaskCheckInterval are asynq's polls. Zero
 	// means 50 ms and 500 ms.
 	TaskCheckInterval, DelayedTaskCheckInterval time.Duration
@@ -172,6 +174,7 @@ func (c Config) withDefaults() Config {
 	c.MaxLimiterWait = cmp.Or(c.MaxLimiterWait, DefaultMaxLimiterWait)
 	c.UnauthorizedPause = cmp.Or(c.UnauthorizedPause, DefaultUnauthorizedPause)
 	c.DeadLetterMax = cmp.Or(c.DeadLetterMax, DefaultDeadLetterMax)
+	c.Bulk = c.Bulk.withDefaults()
 	c.TaskCheckInterval = cmp.Or(c.TaskCheckInterval, DefaultTaskCheckInterval)
 	c.DelayedTaskCheckInterval = cmp.Or(c.DelayedTaskCheckInterval, DefaultDelayedCheck)
 	if c.Logger == nil {

@@ -112,6 +112,7 @@ func (w *Worker) Handler() asynq.Handler {
 	for _, a := range track.Actions {
 		mux.Handle(task.TypeName(a), h)
 	}
+	mux.Handle(task.TypeBulk, asynq.HandlerFunc(w.processBulk)) // bulk.go
 	return mux
 }
 
@@ -188,6 +189,7 @@ func (w *Worker) Start() error {
 		def.Queues = defQueues
 		w.servers = append(w.servers, asynq.NewServer(w.cfg.Redis, def))
 	}
+	w.servers = append(w.servers, w.bulkServer(base)) // bulk.go
 	h := w.Handler()
 	for i, s := range w.servers {
 		if err := s.Start(h); err != nil {
