@@ -112,6 +112,10 @@ func New(rdb rediser, cfg Config) *Store {
 // Enabled reports whether Append writes (Config.Disabled is false).
 func (s *Store) Enabled() bool { return s != nil && !s.cfg.Disabled }
 
+// Err returns the configuration error every call returns (matching
+// ErrInvalid), or nil.
+func (s *Store) Err() error { return s.err }
+
 // Config returns the store's configuration with defaults applied.
 func (s *Store) Config() Config { return s.cfg }
 

@@ -1,6 +1,7 @@
 package history
 
 import (
+	"encoding/json"
 	"sort"
 	"time"
 )
@@ -150,4 +151,16 @@ func (o *Op) Summary() Summary {
 		s.DeliveredAt = &at
 	}
 	return s
+}
+
+// MarshalJSON encodes the op with its attempts and delivered_at (null until
+// delivered) beside its fields and events.
+func (o Op) MarshalJSON() ([]byte, error) {
+	type plain Op // no methods: no recursion
+	s := o.Summary()
+	return json.Marshal(struct {
+		plain
+		Attempts    []SummaryAttempt `json:"attempts"`
+		DeliveredAt *time.Time       `json:"delivered_at"`
+	}{plain(o), s.Attempts, s.DeliveredAt})
 }

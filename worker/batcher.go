@@ -24,6 +24,8 @@ type item struct {
 	done chan error
 	// outcome is the metrics label of a nil result.
 	outcome string
+	// obs carries the op's trace span and history events (history.go).
+	obs opObs
 }
 
 func (it *item) finish(outcome string, err error) {

@@ -11,7 +11,9 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/trace"
 
+	"github.com/cioq/cioq/history"
 	"github.com/cioq/cioq/ratelimit"
 	"github.com/cioq/cioq/track"
 )
@@ -156,6 +158,13 @@ type Config struct {
 	// TaskCheckInterval and DelayedTaskCheckInterval are asynq's polls. Zero
 	// means 50 ms and 500 ms.
 	TaskCheckInterval, DelayedTaskCheckInterval time.Duration
+	// History configures the per-op history (history.go): the zero value
+	// records it with history.DefaultTTL (24 h) and history.DefaultMaxEvents;
+	// History.Disabled turns it off. Its Prefix is KeyPrefix.
+	History history.Config
+	// TracerProvider creates the worker's spans (handler wait, batch
+	// request). Nil means no tracing, at no cost.
+	TracerProvider trace.TracerProvider
 	// Logger; nil discards.
 	Logger *slog.Logger
 	// Registerer for metrics; nil registers nothing.

@@ -69,7 +69,8 @@ func (w *Worker) Health(ctx context.Context) (Health, bool) {
 
 // HTTPHandler serves /healthz (alive), /readyz (Redis reachable),
 // /health/customerio (503 when a circuit is open or a key is rejected; not a
-// liveness probe) and /metrics from gatherer (nil: no /metrics).
+// liveness probe), GET /ops/{id} (an op's history, read-only) and /metrics
+// from gatherer (nil: no /metrics).
 func (w *Worker) HTTPHandler(gatherer prometheus.Gatherer) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(rw http.ResponseWriter, _ *http.Request) {
@@ -92,6 +93,7 @@ func (w *Worker) HTTPHandler(gatherer prometheus.Gatherer) *http.ServeMux {
 		}
 		writeJSON(rw, status, h)
 	})
+	mux.Handle("GET /ops/{id}", w.OpsHandler()) // history.go
 	if gatherer != nil {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
 	}

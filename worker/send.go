@@ -77,6 +77,7 @@ func (ws *workspace) laneOf(critical bool) *batcher {
 // then one breaker call and one limiter token per HTTP request.
 func (ws *workspace) send(ctx context.Context, critical bool, items []*item) {
 	w := ws.w
+	defer ws.flushHistory(ctx, items) // one round trip per batch (history.go)
 	lane := laneDefault
 	if critical {
 		lane = laneCritical
@@ -109,9 +110,11 @@ func (ws *workspace) send(ctx context.Context, critical bool, items []*item) {
 		switch checks[i].Verdict {
 		case idempotency.Done:
 			w.m.DedupeSkips.WithLabelValues(ws.name).Inc()
+			ws.histDuplicate(it)
 			it.finish(metrics.OutcomeSkipped, nil)
 		case idempotency.Tombstoned:
 			w.m.TombstoneDrops.WithLabelValues(ws.name).Inc()
+			ws.histTombstoned(it, checks[i].Tombstone)
 			if tb := checks[i].Tombstone; tb != nil {
 				w.log.DebugContext(ctx, "op dropped by tombstone", "workspace", ws.name,
 					"op_id", it.p.OpID, "tombstone_op_id", tb.OpID)
@@ -119,6 +122,7 @@ func (ws *workspace) send(ctx context.Context, critical bool, items []*item) {
 			it.finish(metrics.OutcomeDropped, nil)
 		case idempotency.Claimed:
 			w.m.Deferred.WithLabelValues(ws.name, ReasonClaimed).Inc()
+			ws.histDeferredOne(it, ReasonClaimed, w.cfg.claimTTL)
 			it.finish(metrics.OutcomeDeferred, &DelayError{Reason: ReasonClaimed, After: w.cfg.claimTTL})
 		default:
 			toSend = append(toSend, it)
@@ -148,7 +152,9 @@ func (ws *workspace) deliver(ctx context.Context, lane string, critical bool, it
 	for i, it := range items {
 		ops[i] = it.p.Op
 	}
-	err := ws.request(ctx, lane, critical, ops)
+	actx, att := ws.beginAttempt(ctx, items) // history and batch span (history.go)
+	err := ws.request(actx, lane, critical, ops)
+	ws.endAttempt(att, err)
 
 	var (
 		be  *track.BatchError
@@ -325,6 +331,7 @@ func (ws *workspace) deadLetter(ctx context.Context, items []*item, reasons []*P
 	}
 	err := w.dlq.Add(ctx, entries)
 	ws.release(ctx, opIDs(items))
+	ws.histDeadLettered(items, entries, err)
 	if err == nil {
 		if n, cerr := w.dlq.Count(ctx, ws.name); cerr == nil {
 			w.m.DeadLetterDepth.WithLabelValues(ws.name).Set(float64(n))
@@ -376,6 +383,7 @@ func (ws *workspace) release(ctx context.Context, ids []string) {
 }
 
 func (ws *workspace) deferAll(items []*item, err *DelayError) {
+	ws.histDeferred(items, err)
 	for _, it := range items {
 		it.finish(metrics.OutcomeDeferred, err)
 	}

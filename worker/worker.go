@@ -40,6 +40,7 @@ type Worker struct {
 	dlq      *DeadLetters
 	ws       map[string]*workspace
 	servers  []*asynq.Server
+	obs      observer // history and tracing (history.go)
 
 	mu      sync.Mutex
 	started bool
@@ -89,6 +90,9 @@ func New(cfg Config) (*Worker, error) {
 		w.m.BreakerState.WithLabelValues(wc.Name).Set(0)
 		w.m.Unauthorized.WithLabelValues(wc.Name).Set(0)
 	}
+	if err := w.initObserver(); err != nil {
+		return nil, err
+	}
 	return w, nil
 }
 
@@ -131,6 +135,7 @@ func (w *Worker) processTask(ctx context.Context, t *asynq.Task) error {
 	}
 	attempt, _ := asynq.GetRetryCount(ctx)
 	it := &item{p: p, size: len(p.Op), attempt: attempt, done: make(chan error, 1)}
+	ctx, end := w.observeTask(ctx, t, it)
 	ws.inflight.Inc()
 	err = ws.laneOf(p.Action.IsCritical()).submit(ctx, it)
 	ws.inflight.Dec()
@@ -145,6 +150,7 @@ func (w *Worker) processTask(ctx context.Context, t *asynq.Task) error {
 	case err != nil:
 		outcome = metrics.OutcomeRetry
 	}
+	end(err)
 	if outcome != "" {
 		ws.opsCounter(p.Action, outcome).Inc()
 	}
