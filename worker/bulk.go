@@ -14,7 +14,7 @@ import (
 )
 
 // DefaultBulkConcurrency is the handler slots of the bulk-lane server.
-const DefaultBulkConcurrency = 4
+const DefaultBulkConcurrency = 8
 
 // BulkConfig configures the bulk lane: the asynq queues of bulk tasks
 // (task.BulkQueue per workspace), each task up to task.MaxBulkOps ops sent
@@ -25,7 +25,7 @@ type BulkConfig struct {
 	// and sends at once. It bounds the memory a backfill takes (Concurrency
 	// × at most ~0.6 MiB of payload) and how many requests of a backfill
 	// wait for the workspace's default-lane tokens beside its live ops.
-	// Zero means DefaultBulkConcurrency (4).
+	// Zero means DefaultBulkConcurrency (8).
 	Concurrency int
 }
 
