@@ -2,6 +2,7 @@ package faults_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -87,7 +88,7 @@ func newCluster(t *testing.T, bin string, o clusterOptions) *cluster {
 	c.redis = redistest.StartServer(t, redistest.ServerOptions{AppendOnly: o.appendOnly})
 	c.fake = fake.NewServer(fake.Options{
 		Credentials:   map[string]string{siteID: apiKey},
-		RateLimit:     cmpOr(o.fakeRate, realLimit),
+		RateLimit:     cmp.Or(o.fakeRate, realLimit),
 		Faults:        o.faults,
 		RequestLog:    50_000,
 		RequestLogOps: 400_000,
@@ -105,13 +106,6 @@ func newCluster(t *testing.T, bin string, o clusterOptions) *cluster {
 		}
 	})
 	return c
-}
-
-func cmpOr(v, def float64) float64 {
-	if v == 0 {
-		return def
-	}
-	return v
 }
 
 func (c *cluster) connOpt() asynq.RedisClientOpt { return asynq.RedisClientOpt{Addr: c.redis.Addr} }

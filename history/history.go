@@ -80,9 +80,9 @@ func (c Config) validate() error {
 	return nil
 }
 
-// rediser is the part of a Redis client the store uses. *redis.Client,
+// Rediser is the part of a Redis client the store uses. *redis.Client,
 // *redis.ClusterClient and redis.UniversalClient satisfy it.
-type rediser interface {
+type Rediser interface {
 	redis.Scripter
 	LRange(ctx context.Context, key string, start, stop int64) *redis.StringSliceCmd
 	ZRevRangeByScore(ctx context.Context, key string, opt *redis.ZRangeBy) *redis.StringSliceCmd
@@ -90,21 +90,21 @@ type rediser interface {
 }
 
 var (
-	_ rediser = (*redis.Client)(nil)
-	_ rediser = (*redis.ClusterClient)(nil)
-	_ rediser = redis.UniversalClient(nil)
+	_ Rediser = (*redis.Client)(nil)
+	_ Rediser = (*redis.ClusterClient)(nil)
+	_ Rediser = redis.UniversalClient(nil)
 )
 
 // Store writes and reads op histories. It is safe for concurrent use.
 type Store struct {
-	rdb rediser
+	rdb Rediser
 	cfg Config
 	err error
 }
 
 // New returns a Store on rdb. An invalid cfg makes every call return an
 // error matching ErrInvalid.
-func New(rdb rediser, cfg Config) *Store {
+func New(rdb Rediser, cfg Config) *Store {
 	cfg = cfg.withDefaults()
 	return &Store{rdb: rdb, cfg: cfg, err: cfg.validate()}
 }

@@ -11,9 +11,11 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/cioq/cioq/history"
 	"github.com/cioq/cioq/internal/task"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Defaults for Config fields left zero.
@@ -91,6 +93,15 @@ type Config struct {
 	// replayed, dropped, rejected; names in internal/metrics). Nil registers
 	// nothing.
 	Registerer prometheus.Registerer
+	// History configures the op history (history.go): each op queued gets
+	// its enqueued event and a place in its person's index, one more round
+	// trip per Enqueue. The zero value records it (history.DefaultTTL, 24 h);
+	// History.Disabled turns it off. Its Prefix is KeyPrefix.
+	History history.Config
+	// TracerProvider creates a span per Enqueue (SpanEnqueue) whose context
+	// travels in the task headers to the worker. Nil means no tracing, at no
+	// cost.
+	TracerProvider trace.TracerProvider
 	// Logger receives a warning per failed enqueue (never payloads). Nil
 	// means no logging.
 	Logger *slog.Logger
@@ -140,6 +151,9 @@ func (c Config) validate() error {
 	}
 	if c.Spool.Dir != "" {
 		errs = append(errs, c.Spool.validate()...)
+	}
+	if err := history.New(nil, c.historyConfig()).Err(); err != nil {
+		errs = append(errs, err)
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("%w: %w", ErrInvalidConfig, errors.Join(errs...))

@@ -104,6 +104,8 @@ func New(cfg Config) (*Producer, error) {
 		client:   asynq.NewClientFromRedisClient(rdb),
 		tombs:    idempotency.New(rdb, idempotency.Config{Prefix: cfg.KeyPrefix}),
 		maxRetry: max(cfg.MaxRetry, 0),
+		hist:     newHistory(cfg, rdb), // history.go
+		log:      cfg.Logger,
 	}
 	if owned {
 		s.closer = rdb
@@ -171,7 +173,7 @@ func (p *Producer) Enqueue(ctx context.Context, op Op) (Result, error) {
 	if !p.begin() {
 		return Result{}, fmt.Errorf("producer: enqueue %s: %w", op.Action, ErrClosed)
 	}
-	st, err := p.put(ctx, &entry{payload: payload, tombstone: payload.Action.IsTombstone()})
+	st, err := p.putTraced(ctx, &entry{payload: payload, tombstone: payload.Action.IsTombstone()})
 	if err != nil {
 		p.cfg.Logger.WarnContext(ctx, "enqueue failed", slog.String("workspace", payload.Workspace),
 			slog.String("action", string(payload.Action)), slog.String("op_id", payload.OpID),

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"time"
 
 	"github.com/hibiken/asynq"
 
+	"github.com/cioq/cioq/history"
 	"github.com/cioq/cioq/internal/task"
 )
 
@@ -17,6 +19,9 @@ type entry struct {
 	// tombstone asks for a tombstone for payload.Person at
 	// payload.EnqueuedAt before the task is queued (delete, suppress).
 	tombstone bool
+	// headers are the task headers (the caller's trace context); nil for
+	// none. The spool does not keep them.
+	headers map[string]string
 }
 
 // stored says where put left an op.
@@ -47,7 +52,9 @@ type redisSink struct {
 	client   *asynq.Client
 	tombs    tombstoner
 	maxRetry int
-	closer   io.Closer // the Redis connection when the Producer made it
+	closer   io.Closer      // the Redis connection when the Producer made it
+	hist     *history.Store // op history; nil when off (history.go)
+	log      *slog.Logger
 }
 
 func (s *redisSink) put(ctx context.Context, e *entry) (stored, error) {
@@ -59,9 +66,14 @@ func (s *redisSink) put(ctx context.Context, e *entry) (stored, error) {
 			return stored{}, err
 		}
 	}
-	_, err := s.client.EnqueueContext(ctx, task.NewTask(p, asynq.MaxRetry(s.maxRetry)))
+	_, err := s.client.EnqueueContext(ctx, task.NewTaskWithHeaders(p, e.headers, asynq.MaxRetry(s.maxRetry)))
 	if errors.Is(err, asynq.ErrTaskIDConflict) {
 		return stored{duplicate: true}, nil
+	}
+	if err == nil {
+		if herr := s.recordEnqueued(ctx, p); herr != nil && s.log != nil {
+			s.log.WarnContext(ctx, "op history not written", "op_id", p.OpID, "error", herr.Error())
+		}
 	}
 	return stored{}, err
 }

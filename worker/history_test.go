@@ -10,6 +10,9 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/cioq/cioq/history"
 	"github.com/cioq/cioq/producer"
@@ -228,4 +231,71 @@ func TestOpHistory(t *testing.T) {
 			require.ErrorIs(t, err, history.ErrNotFound)
 		}
 	})
+}
+
+func TestTraces(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	exp := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	e := setup(t, fake.Options{})
+	p, err := producer.New(producer.Config{Redis: e.db.ConnOpt(), TracerProvider: tp})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = p.Close(ctx) })
+
+	// Three ops from one request of the app, queued before the worker runs,
+	// so one batch carries them all.
+	cctx, caller := tp.Tracer("app").Start(ctx, "checkout")
+	var ids []string
+	for _, name := range []string{"a", "b", "c"} {
+		res, err := p.Track(cctx, "hal", name, nil)
+		require.NoError(t, err)
+		ids = append(ids, res.OpID)
+	}
+	caller.End()
+	e.startWorker(t, func(c *worker.Config) {
+		c.TracerProvider = tp
+		c.Workspaces[0].Batch.MaxWait = 200 * time.Millisecond
+	})
+
+	byName := func(name string) []sdktrace.ReadOnlySpan {
+		var out []sdktrace.ReadOnlySpan
+		for _, s := range exp.GetSpans().Snapshots() {
+			if s.Name() == name {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	require.Eventually(t, func() bool { return len(byName(worker.SpanHandle)) == 3 }, 30*time.Second, 10*time.Millisecond)
+	opID := func(s sdktrace.ReadOnlySpan) string {
+		for _, a := range s.Attributes() {
+			if a.Key == "cioq.op_id" {
+				return a.Value.AsString()
+			}
+		}
+		return ""
+	}
+	enqueues := map[string]sdktrace.ReadOnlySpan{}
+	for _, s := range byName(producer.SpanEnqueue) {
+		enqueues[opID(s)] = s
+		require.Equal(t, caller.SpanContext().SpanID(), s.Parent().SpanID(), "enqueue is a child of the caller")
+	}
+	handles := map[trace.SpanID]string{}
+	for _, h := range byName(worker.SpanHandle) {
+		enq, ok := enqueues[opID(h)]
+		require.True(t, ok, "handle span of an unknown op %q", opID(h))
+		require.Equal(t, enq.SpanContext().TraceID(), h.SpanContext().TraceID(), "one trace from the caller to the handler")
+		require.Equal(t, enq.SpanContext().SpanID(), h.Parent().SpanID(), "handle is a child of enqueue")
+		require.True(t, h.Parent().IsRemote())
+		handles[h.SpanContext().SpanID()] = opID(h)
+	}
+	batches := byName(worker.SpanBatch)
+	require.Len(t, batches, 1)
+	var linked []string
+	for _, l := range batches[0].Links() {
+		linked = append(linked, handles[l.SpanContext.SpanID()])
+	}
+	require.ElementsMatch(t, ids, linked, "the batch links to every op it carried")
+	require.False(t, batches[0].Parent().IsValid(), "a batch has many parents: it is a root linked to them")
 }
