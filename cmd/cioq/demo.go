@@ -209,7 +209,8 @@ func runDemo(ctx context.Context, out io.Writer, o demoOptions) error {
 	return nil
 }
 
-// queueOpen counts ops not yet settled in both lanes of the workspaces
+// queueOpen counts tasks not yet settled in the lanes (critical, default,
+// bulk) of the workspaces
 // (the default workspace when none is named).
 func queueOpen(insp *asynq.Inspector, workspaces ...string) int {
 	if len(workspaces) == 0 {
@@ -218,7 +219,7 @@ func queueOpen(insp *asynq.Inspector, workspaces ...string) int {
 	var queues []string
 	for _, ws := range workspaces {
 		c, d := task.Lanes(ws)
-		queues = append(queues, c, d)
+		queues = append(queues, c, d, task.BulkQueue(ws))
 	}
 	n := 0
 	for _, q := range queues {

@@ -164,3 +164,18 @@ func TestDemo(t *testing.T) {
 	require.Contains(t, r.stdout, "nothing lost, nothing duplicated")
 	require.Regexp(t, `lost\s+0`, r.stdout)
 }
+
+func TestLoadBulkWithInProcessFake(t *testing.T) {
+	t.Parallel()
+	db := redistest.New(t)
+	r := run(t, nil, "load", "--fake", "--bulk", "--ops", "5000", "--json", "--redis", db.URL())
+	require.Equal(t, exitOK, r.code, r.stderr)
+	var s loadSummary
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &s), r.stdout)
+	require.True(t, s.Bulk)
+	require.EqualValues(t, 5000, s.Enqueued)
+	require.EqualValues(t, 5000, s.Delivered)
+	require.Zero(t, s.Lost)
+	require.Zero(t, s.DuplicatesCIO)
+	require.Greater(t, s.OpsPerRequest, 100.0, "bulk tasks go out as large batches")
+}
