@@ -108,6 +108,12 @@ func runWorker(ctx context.Context, g *globals, cfg *config.Config, monitoring b
 		return usageError(err)
 	}
 	defer closeRedis()
+	tp, stopTracing, err := startTracing(ctx, g, logger) // tracing.go
+	if err != nil {
+		return usageError(err)
+	}
+	defer stopTracing()
+	wc.TracerProvider = tp
 	stopQueueMetrics, err := startQueueMetrics(cfg, wc.Client, reg, logger, scaling)
 	if err != nil {
 		return usageError(err)
