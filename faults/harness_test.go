@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -307,10 +308,17 @@ func (c *cluster) checkLogs() {
 	}
 }
 
-// queued counts tasks still open (pending, active, scheduled, retry) and
-// archived, over both lanes. ok is false when Redis did not answer.
+// queued counts tasks still open (pending, active, scheduled, retry,
+// aggregating) and archived, over every queue (the lanes, and any bulk
+// queue). ok is false when Redis did not answer.
 func (c *cluster) queued() (open, archived int, ok bool) {
-	for _, q := range []string{task.QueueCritical, task.QueueDefault} {
+	queues, err := c.insp.Queues()
+	if err != nil {
+		return 0, 0, false
+	}
+	queues = append(queues, task.QueueCritical, task.QueueDefault)
+	slices.Sort(queues)
+	for _, q := range slices.Compact(queues) {
 		info, err := c.insp.GetQueueInfo(q)
 		if err != nil {
 			if strings.Contains(err.Error(), "does not exist") {
