@@ -124,25 +124,42 @@ func (e Event) MarshalJSON() ([]byte, error) {
 // latency µs, next ms, batch, queue, action, ref, reason, without trailing
 // empty fields.
 func (e *Event) encode() string {
-	f := [10]string{
-		string(rune(e.Kind)), strconv.FormatInt(e.At.UnixMilli(), 10),
+	b := make([]byte, 0, 48+len(e.Batch)+len(e.Queue)+len(e.Action)+len(e.Ref)+min(len(e.Reason), MaxReasonBytes+3))
+	b = append(b, byte(e.Kind), '\t')
+	b = strconv.AppendInt(b, e.At.UnixMilli(), 10)
+	// Fields after At; tabs are written only before a non-empty field.
+	tabs := 0
+	field := func(s string) {
+		if s == "" {
+			tabs++
+			return
+		}
+		for ; tabs >= 0; tabs-- {
+			b = append(b, '\t')
+		}
+		tabs = 0
+		b = append(b, s...)
 	}
-	if e.Status != 0 {
-		f[2] = strconv.Itoa(e.Status)
+	num := func(n int64, ok bool) {
+		if !ok {
+			tabs++
+			return
+		}
+		for ; tabs >= 0; tabs-- {
+			b = append(b, '\t')
+		}
+		tabs = 0
+		b = strconv.AppendInt(b, n, 10)
 	}
-	if e.Latency != 0 {
-		f[3] = strconv.FormatInt(e.Latency.Microseconds(), 10)
-	}
-	if !e.Next.IsZero() {
-		f[4] = strconv.FormatInt(e.Next.UnixMilli(), 10)
-	}
-	f[5], f[6], f[7], f[8] = clean(e.Batch, 0), clean(e.Queue, 0), clean(e.Action, 0), clean(e.Ref, 0)
-	f[9] = clean(e.Reason, MaxReasonBytes)
-	n := len(f)
-	for n > 2 && f[n-1] == "" {
-		n--
-	}
-	return strings.Join(f[:n], "\t")
+	num(int64(e.Status), e.Status != 0)
+	num(e.Latency.Microseconds(), e.Latency != 0)
+	num(e.Next.UnixMilli(), !e.Next.IsZero())
+	field(clean(e.Batch, 0))
+	field(clean(e.Queue, 0))
+	field(clean(e.Action, 0))
+	field(clean(e.Ref, 0))
+	field(clean(e.Reason, MaxReasonBytes))
+	return string(b)
 }
 
 // clean replaces tabs and line breaks with spaces and cuts s to limit bytes

@@ -10,8 +10,10 @@ import "github.com/redis/go-redis/v9"
 // record: the seed event ("" for none), the op id, the enqueue time in ms
 // (the person index score), the number of events n, then n events.
 //
-// A seed is written (and the op added to its person index) only when the
-// history does not exist yet. When a history holds more than MaxEvents, the
+// A seed is written first (and the op added to its person index) only when
+// the history does not exist yet: the events are pushed first, and a list
+// as long as the events just pushed is a new one, so an existing history
+// costs no extra lookup. When a history holds more than MaxEvents, the
 // oldest events after the first are trimmed. Returns how many histories were
 // seeded.
 var appendScript = redis.NewScript(`
@@ -28,8 +30,17 @@ for i = 1, #KEYS / 2 do
   local score = ARGV[a+2]
   local n = tonumber(ARGV[a+3])
   a = a + 4
-  if seed ~= '' and redis.call('EXISTS', key) == 0 then
-    redis.call('RPUSH', key, seed)
+  local new = false
+  local len = 0
+  if n > 0 then
+    len = redis.call('RPUSH', key, unpack(ARGV, a, a + n - 1))
+    new = len == n
+  elseif seed ~= '' then
+    new = redis.call('EXISTS', key) == 0
+  end
+  a = a + n
+  if new and seed ~= '' then
+    len = redis.call('LPUSH', key, seed)
     seeded = seeded + 1
     if pkey ~= key then
       redis.call('ZADD', pkey, score, op)
@@ -37,14 +48,10 @@ for i = 1, #KEYS / 2 do
       redis.call('PEXPIRE', pkey, ttl)
     end
   end
-  if n > 0 then
-    local len = redis.call('RPUSH', key, unpack(ARGV, a, a + n - 1))
-    a = a + n
-    if len > maxEvents then
-      local first = redis.call('LINDEX', key, 0)
-      redis.call('LTRIM', key, len - maxEvents + 1, -1)
-      redis.call('LPUSH', key, first)
-    end
+  if len > maxEvents then
+    local first = redis.call('LINDEX', key, 0)
+    redis.call('LTRIM', key, len - maxEvents + 1, -1)
+    redis.call('LPUSH', key, first)
   end
   redis.call('PEXPIRE', key, ttl)
 end

@@ -1,6 +1,7 @@
 package loadtest_test
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -20,6 +21,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
+	"github.com/cioq/cioq/history"
 	"github.com/cioq/cioq/internal/redistest"
 	"github.com/cioq/cioq/producer"
 	"github.com/cioq/cioq/ratelimit"
@@ -40,6 +42,12 @@ func envInt(name string, def int) int {
 		return n
 	}
 	return def
+}
+
+// benchHistory is the op history configuration of a run: on unless
+// CIOQ_BENCH_HISTORY=0 (the "History cost" comparison in docs/BENCHMARKS.md).
+func benchHistory() history.Config {
+	return history.Config{Disabled: os.Getenv("CIOQ_BENCH_HISTORY") == "0"}
 }
 
 func benchOps() int {
@@ -139,7 +147,7 @@ func TestBenchChild(t *testing.T) {
 		rdb := redis.NewClient(&redis.Options{Addr: conn.Addr, DB: idx, PoolSize: 64})
 		cfg := worker.Config{Redis: conn, Client: rdb, Workspaces: []worker.Workspace{{
 			Name: producer.DefaultWorkspace, Sender: client, Limit: ratelimit.Limit{Rate: budget},
-		}}}
+		}}, History: benchHistory()}
 		// Knobs for tuning runs; the defaults are what `make bench` reports.
 		cfg.Concurrency = envInt("CIOQ_BENCH_CONCURRENCY", 0)
 		cfg.Servers = envInt("CIOQ_BENCH_SERVERS", 0)
@@ -259,7 +267,7 @@ func BenchmarkDelivery(b *testing.B) {
 		srv := fake.NewServer(fake.Options{Credentials: map[string]string{benchSite: benchKey},
 			RateLimit: budget, RequestLog: 200000, RequestLogOps: 2 * n})
 		b.Cleanup(srv.Close)
-		p, err := producer.New(producer.Config{Redis: db.ConnOpt()})
+		p, err := producer.New(producer.Config{Redis: db.ConnOpt(), History: benchHistory()})
 		require.NoError(b, err)
 		b.Cleanup(func() { _ = p.Close(ctx) })
 		// Enqueue latency as one caller sees it (one goroutine), then the
@@ -285,6 +293,7 @@ func BenchmarkDelivery(b *testing.B) {
 		cioqRedis := cioqRedisSec / cioqWall
 		cioqProcSec := w.cpu() - cioqCPU0
 		l := srv.Ledger()
+		histBytes := historyBytesPerOp(b, db.Client, n)
 
 		// (c) end-to-end latency at half of (b)'s rate, with the worker running.
 		half := cioqRate / 2
@@ -318,6 +327,7 @@ func BenchmarkDelivery(b *testing.B) {
 		b.ReportMetric(float64(percentile(enqLat, .5).Microseconds()), "enqueue-p50-µs")
 		b.ReportMetric(float64(percentile(enqLat, .99).Microseconds()), "enqueue-p99-µs")
 		b.ReportMetric(workerRSS, "worker-MiB")
+		b.ReportMetric(histBytes, "history-B/op")
 		b.ReportMetric(float64(percentile(e2e, .5).Milliseconds()), "e2e-p50-ms")
 		b.ReportMetric(float64(percentile(e2e, .99).Milliseconds()), "e2e-p99-ms")
 		fmt.Printf("\n| measure | value |\n|---|---|\n")
@@ -331,8 +341,41 @@ func BenchmarkDelivery(b *testing.B) {
 		fmt.Printf("| CPU ms per 1,000 ops, Redis (a) / (b) | %.0f / %.0f |\n", 1000*bareRedisSec/k, 1000*cioqRedisSec/k)
 		fmt.Printf("| producer Enqueue p50 / p99 (one caller, %d ops) | %s / %s |\n", seq, percentile(enqLat, .5), percentile(enqLat, .99))
 		fmt.Printf("| worker peak RSS | %.1f MiB |\n", workerRSS)
+		fmt.Printf("| op history (CIOQ_BENCH_HISTORY=%s) | %.0f bytes/op in Redis |\n", cmp.Or(os.Getenv("CIOQ_BENCH_HISTORY"), "1"), histBytes)
 		fmt.Printf("| (c) end-to-end latency at %.0f ops/s: p50 / p99 | %s / %s (%d ops) |\n\n", half,
 			percentile(e2e, .5).Round(time.Millisecond), percentile(e2e, .99).Round(time.Millisecond), len(e2e))
 		require.Zero(b, l.DuplicateOps)
 	}
+}
+
+// historyBytesPerOp estimates the op history's Redis memory per op: MEMORY
+// USAGE of up to 500 sampled history keys (their mean times n) plus every
+// person index, divided by n. 0 when no history was written.
+func historyBytesPerOp(tb testing.TB, c *redis.Client, n int) float64 {
+	ctx := context.Background()
+	var hKeys, pKeys []string
+	for _, pat := range []string{"cioq:{default}:h:*", "cioq:{default}:hp:*"} {
+		iter := c.Scan(ctx, 0, pat, 1000).Iterator()
+		for iter.Next(ctx) {
+			if strings.Contains(iter.Val(), ":hp:") {
+				pKeys = append(pKeys, iter.Val())
+			} else if len(hKeys) < 500 {
+				hKeys = append(hKeys, iter.Val())
+			}
+		}
+		require.NoError(tb, iter.Err())
+	}
+	if len(hKeys) == 0 {
+		return 0
+	}
+	sum := func(keys []string) float64 {
+		total := 0.0
+		for _, k := range keys {
+			m, err := c.MemoryUsage(ctx, k).Result()
+			require.NoError(tb, err)
+			total += float64(m)
+		}
+		return total
+	}
+	return sum(hKeys)/float64(len(hKeys)) + sum(pKeys)/float64(n)
 }

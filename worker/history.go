@@ -199,8 +199,10 @@ func (ws *workspace) histDeadLettered(items []*item, entries []DeadLetter, err e
 }
 
 // flushHistory writes the history events the batch's items gathered, in one
-// round trip. A failed write is logged, never retried: history is a record,
-// not part of delivery.
+// round trip, off the send path: the batch's handlers have their results
+// already, and the batcher's send slot is free before the write. A failed
+// write is logged, never retried: history is a record, not part of
+// delivery.
 func (ws *workspace) flushHistory(ctx context.Context, items []*item) {
 	if ws.w.obs.hist == nil {
 		return
@@ -214,11 +216,17 @@ func (ws *workspace) flushHistory(ctx context.Context, items []*item) {
 		r.Events, it.obs.events = it.obs.events, nil
 		recs = append(recs, r)
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), historyFlushTimeout)
-	defer cancel()
-	if err := ws.w.obs.hist.Append(ctx, ws.name, recs); err != nil {
-		ws.w.log.WarnContext(ctx, "op history not written", "workspace", ws.name, "ops", len(recs), "error", err.Error())
+	if len(recs) == 0 {
+		return
 	}
+	ctx = context.WithoutCancel(ctx)
+	go func() {
+		ctx, cancel := context.WithTimeout(ctx, historyFlushTimeout)
+		defer cancel()
+		if err := ws.w.obs.hist.Append(ctx, ws.name, recs); err != nil {
+			ws.w.log.WarnContext(ctx, "op history not written", "workspace", ws.name, "ops", len(recs), "error", err.Error())
+		}
+	}()
 }
 
 // attempt is one batch request of items, passed to the sender in its
