@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 
 	"github.com/cioq/cioq/ingest"
@@ -99,14 +100,18 @@ func runIngest(ctx context.Context, cfg *config.Config, o ingestOptions, logger 
 	}
 	defer rdb.Close()
 	workspaces, names := ingestWorkspaces(cfg)
-	p, err := producer.New(producer.Config{Client: rdb, KeyPrefix: cfg.KeyPrefix, Workspace: names[0], Workspaces: names,
-		MaxRetry: cfg.Worker.MaxRetry, Logger: logger, Registerer: reg})
+	pc := producer.Config{Client: rdb, KeyPrefix: cfg.KeyPrefix, Workspace: names[0], Workspaces: names,
+		MaxRetry: cfg.Worker.MaxRetry, Logger: logger, Registerer: reg}
+	if cfg.Spool.Dir != "" {
+		pc.Spool = producer.SpoolConfig{Dir: cfg.Spool.Dir, MaxBytes: int64(cfg.Spool.MaxBytes)}
+	}
+	p, err := producer.New(pc)
 	if err != nil {
 		return usageError(err)
 	}
 	h, err := ingest.New(ingest.Config{
 		Producer: p, Workspaces: workspaces, MaxConcurrentPerClient: o.maxConcurrent,
-		Ready:  func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
+		Ready:  ingestReady(rdb, p, cfg.Spool),
 		Logger: logger, Registerer: reg,
 	})
 	if err != nil {
@@ -162,4 +167,19 @@ func serveIngest(ctx context.Context, ln net.Listener, h http.Handler, o ingestO
 		return err
 	}
 	return nil
+}
+
+// ingestReady is ingest's readiness: it can accept durably while Redis
+// answers, or, with a spool, while the spool has room.
+func ingestReady(rdb redis.UniversalClient, p *producer.Producer, sp config.Spool) func(ctx context.Context) error {
+	return func(ctx context.Context) error {
+		err := rdb.Ping(ctx).Err()
+		if err == nil || sp.Dir == "" {
+			return err
+		}
+		if st := p.SpoolStats(); st.Bytes < int64(sp.MaxBytes) {
+			return nil
+		}
+		return fmt.Errorf("redis unreachable (%v) and the spool is full", err)
+	}
 }

@@ -31,7 +31,9 @@ func newWorkerCmd(g *globals) *cobra.Command {
 		Long: `worker dequeues operations from Redis and delivers them to the Customer.io Track
 API in v2 batches, through the workspace's shared rate limit, circuit breaker and
 done-markers. It serves /healthz, /readyz, /health/customerio, /metrics and the
-asynqmon dashboard (read-only) under /monitoring/ on --addr (CIOQ_HTTP_ADDR).
+asynqmon dashboard (read-only) under /monitoring/ on --addr (CIOQ_HTTP_ADDR);
+with monitoring.username/password (CIOQ_MONITORING_USERNAME/_PASSWORD) the
+dashboard and /ops/ need HTTP basic auth.
 SIGTERM stops it gracefully: in-flight batches finish or go back to the queue.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -68,8 +70,8 @@ func workerConfig(cfg *config.Config, logger *slog.Logger, reg prometheus.Regist
 		ShutdownTimeout:     cfg.Worker.ShutdownTimeout, RequestTimeout: cfg.Worker.RequestTimeout,
 		DoneTTL: cfg.Idempotency.DoneTTL, ClaimTTL: cfg.Idempotency.ClaimTTL, TombstoneTTL: cfg.Idempotency.TombstoneTTL,
 		BreakerFailures: cfg.Breaker.Failures, BreakerSuccesses: cfg.Breaker.Successes, BreakerTimeout: cfg.Breaker.OpenTimeout,
-		DeadLetterMax: cfg.DLQ.MaxEntries,
-		Logger:        logger, Registerer: reg,
+		DeadLetterMax: cfg.DLQ.MaxEntries, UnauthorizedPause: cfg.Worker.UnauthorizedPause,
+		Logger: logger, Registerer: reg,
 	}
 	for _, ws := range cfg.Workspaces {
 		region, err := track.ParseRegion(ws.Region)
@@ -132,7 +134,11 @@ func runWorker(ctx context.Context, g *globals, cfg *config.Config, monitoring b
 		defer mon.Close()
 		mux.Handle(mon.RootPath()+"/", mon)
 	}
-	srv := &http.Server{Addr: cfg.HTTPAddr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	var handler http.Handler = mux
+	if cfg.Monitoring.Username != "" {
+		handler = basicAuth(mux, cfg.Monitoring.Username, cfg.Monitoring.Password.Reveal(), "/monitoring/", "/ops/")
+	}
+	srv := &http.Server{Addr: cfg.HTTPAddr, Handler: handler, ReadHeaderTimeout: 5 * time.Second}
 	errc := make(chan error, 1)
 	go func() {
 		logger.Info("worker http listening", "addr", cfg.HTTPAddr)

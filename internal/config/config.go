@@ -52,6 +52,9 @@ const (
 	DefaultShutdownTimeout = 30 * time.Second
 	// DefaultRequestTimeout bounds one HTTP request to the Track API.
 	DefaultRequestTimeout = 10 * time.Second
+	// DefaultUnauthorizedPause is how long a workspace pauses after
+	// Customer.io answered 401/403, before one batch probes again.
+	DefaultUnauthorizedPause = time.Minute
 
 	// DefaultBatchMaxOps is the most ops in one v2 batch request.
 	DefaultBatchMaxOps = 500
@@ -121,6 +124,38 @@ type Config struct {
 	DLQ DLQ `mapstructure:"dlq" yaml:"dlq"`
 	// Log sets the process logger.
 	Log Log `mapstructure:"log" yaml:"log"`
+	// Spool is the producer's on-disk spool for Redis outages (ingest,
+	// import).
+	Spool Spool `mapstructure:"spool" yaml:"spool"`
+	// Monitoring protects the worker's dashboard (/monitoring/) and op
+	// lookups (/ops/) with HTTP basic auth.
+	Monitoring Monitoring `mapstructure:"monitoring" yaml:"monitoring"`
+}
+
+// DefaultSpoolMaxBytes bounds the producer's on-disk spool.
+const DefaultSpoolMaxBytes = 256 << 20
+
+// Spool configures the producer's on-disk spool: while Redis is unreachable,
+// `cioq ingest` and `cioq import` append ops here (bounded) and replay them in
+// order when Redis is back (docs/spool.md).
+type Spool struct {
+	// Dir is the spool directory, one per process (it is locked). Env
+	// CIOQ_SPOOL_DIR. Empty means no spool: with Redis down, ingest answers
+	// 503 and import stops.
+	Dir string `mapstructure:"dir" yaml:"dir"`
+	// MaxBytes bounds the spool on disk. Env CIOQ_SPOOL_MAX_BYTES. Zero
+	// means DefaultSpoolMaxBytes (256 MiB).
+	MaxBytes int `mapstructure:"max_bytes" yaml:"max_bytes"`
+}
+
+// Monitoring is the optional basic auth of the worker's dashboard and op
+// lookups. Both empty means no auth (keep the port private); set both or
+// neither.
+type Monitoring struct {
+	// Username. Env CIOQ_MONITORING_USERNAME.
+	Username string `mapstructure:"username" yaml:"username"`
+	// Password, printed as REDACTED. Env CIOQ_MONITORING_PASSWORD.
+	Password Secret `mapstructure:"password" yaml:"password"`
 }
 
 // Workspace is one Customer.io workspace: its credentials, region and budget.
@@ -189,6 +224,11 @@ type Worker struct {
 	// RequestTimeout bounds one Track API request. Env
 	// CIOQ_WORKER_REQUEST_TIMEOUT. Zero means DefaultRequestTimeout (10s).
 	RequestTimeout time.Duration `mapstructure:"request_timeout" yaml:"request_timeout"`
+	// UnauthorizedPause is how long a workspace stops sending after a
+	// 401/403 (its ops wait, no failure counted) before one batch probes
+	// again. Env CIOQ_WORKER_UNAUTHORIZED_PAUSE. Zero means
+	// DefaultUnauthorizedPause (1m).
+	UnauthorizedPause time.Duration `mapstructure:"unauthorized_pause" yaml:"unauthorized_pause"`
 }
 
 // Batch is the v2 batching policy: a batch is sent at MaxOps, MaxBytes or
@@ -262,6 +302,7 @@ func (c *Config) WithDefaults() *Config {
 	out.Idempotency = out.Idempotency.withDefaults()
 	out.Breaker = out.Breaker.withDefaults()
 	out.DLQ.MaxEntries = cmp.Or(out.DLQ.MaxEntries, DefaultDLQMaxEntries)
+	out.Spool.MaxBytes = cmp.Or(out.Spool.MaxBytes, DefaultSpoolMaxBytes)
 	out.Log.Level = cmp.Or(strings.ToLower(strings.TrimSpace(out.Log.Level)), DefaultLogLevel)
 	out.Log.Format = cmp.Or(strings.ToLower(strings.TrimSpace(out.Log.Format)), DefaultLogFormat)
 	out.Workspaces = make([]Workspace, len(c.Workspaces))
@@ -280,6 +321,7 @@ func (w Worker) withDefaults() Worker {
 	w.RetryCap = cmp.Or(w.RetryCap, DefaultRetryCap)
 	w.ShutdownTimeout = cmp.Or(w.ShutdownTimeout, DefaultShutdownTimeout)
 	w.RequestTimeout = cmp.Or(w.RequestTimeout, DefaultRequestTimeout)
+	w.UnauthorizedPause = cmp.Or(w.UnauthorizedPause, DefaultUnauthorizedPause)
 	return w
 }
 

@@ -47,11 +47,13 @@ func TestWithDefaults_FillsEveryZeroField(t *testing.T) {
 			CriticalConcurrency: DefaultCriticalConcurrency, MaxRetry: DefaultMaxRetry,
 			RetryBase: DefaultRetryBase, RetryCap: DefaultRetryCap,
 			ShutdownTimeout: DefaultShutdownTimeout, RequestTimeout: DefaultRequestTimeout,
+			UnauthorizedPause: DefaultUnauthorizedPause,
 		},
 		Batch:       Batch{MaxOps: DefaultBatchMaxOps, MaxBytes: DefaultBatchMaxBytes, MaxWait: DefaultBatchMaxWait},
 		Idempotency: Idempotency{DoneTTL: DefaultDoneTTL, ClaimTTL: DefaultClaimTTL, TombstoneTTL: DefaultTombstoneTTL},
 		Breaker:     Breaker{Failures: DefaultBreakerFailures, Successes: DefaultBreakerSuccesses, OpenTimeout: DefaultBreakerOpenTimeout},
 		DLQ:         DLQ{MaxEntries: DefaultDLQMaxEntries},
+		Spool:       Spool{MaxBytes: DefaultSpoolMaxBytes},
 		Log:         Log{Level: DefaultLogLevel, Format: DefaultLogFormat},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {

@@ -32,6 +32,7 @@ func keys() []key {
 		{path: "worker.retry_cap", envs: []string{"CIOQ_WORKER_RETRY_CAP"}, def: DefaultRetryCap},
 		{path: "worker.shutdown_timeout", envs: []string{"CIOQ_WORKER_SHUTDOWN_TIMEOUT"}, def: DefaultShutdownTimeout},
 		{path: "worker.request_timeout", envs: []string{"CIOQ_WORKER_REQUEST_TIMEOUT"}, def: DefaultRequestTimeout},
+		{path: "worker.unauthorized_pause", envs: []string{"CIOQ_WORKER_UNAUTHORIZED_PAUSE"}, def: DefaultUnauthorizedPause},
 
 		{path: "batch.max_ops", envs: []string{"CIOQ_BATCH_MAX_OPS"}, def: DefaultBatchMaxOps},
 		{path: "batch.max_bytes", envs: []string{"CIOQ_BATCH_MAX_BYTES"}, def: DefaultBatchMaxBytes},
@@ -49,6 +50,12 @@ func keys() []key {
 
 		{path: "log.level", envs: []string{"CIOQ_LOG_LEVEL"}, flag: "log-level", def: DefaultLogLevel},
 		{path: "log.format", envs: []string{"CIOQ_LOG_FORMAT"}, flag: "log-format", def: DefaultLogFormat},
+
+		{path: "spool.dir", envs: []string{"CIOQ_SPOOL_DIR"}, def: ""},
+		{path: "spool.max_bytes", envs: []string{"CIOQ_SPOOL_MAX_BYTES"}, def: DefaultSpoolMaxBytes},
+
+		{path: "monitoring.username", envs: []string{"CIOQ_MONITORING_USERNAME"}, def: ""},
+		{path: "monitoring.password", envs: []string{"CIOQ_MONITORING_PASSWORD"}, def: ""},
 	}
 }
 

@@ -40,6 +40,8 @@ type fileConfig struct {
 	Breaker     Breaker         `mapstructure:"breaker"`
 	DLQ         DLQ             `mapstructure:"dlq"`
 	Log         Log             `mapstructure:"log"`
+	Spool       Spool           `mapstructure:"spool"`
+	Monitoring  Monitoring      `mapstructure:"monitoring"`
 }
 
 // fileWorkspace keeps numbers as pointers so an explicit 0 in the file is
@@ -141,6 +143,8 @@ func Load(opts LoadOptions) (*Config, error) {
 		Breaker:     fc.Breaker,
 		DLQ:         fc.DLQ,
 		Log:         fc.Log,
+		Spool:       fc.Spool,
+		Monitoring:  fc.Monitoring,
 	}
 	for i, fw := range fc.Workspaces {
 		cfg.Workspaces = append(cfg.Workspaces, fw.workspace(&p, i, lookup))

@@ -240,6 +240,9 @@ func fieldByPath(t *testing.T, cfg *Config, path string) any {
 		}
 		require.True(t, found, "no field for %s", path)
 	}
+	if s, ok := v.Interface().(Secret); ok {
+		return s.Reveal()
+	}
 	return v.Interface()
 }
 
@@ -264,6 +267,12 @@ func otherValue(k key) (env string, want any) {
 		return "debug", "debug"
 	case "log.format":
 		return "json", "json"
+	case "spool.dir":
+		return "/var/lib/cioq/spool", "/var/lib/cioq/spool"
+	case "monitoring.username":
+		return "ops", "ops"
+	case "monitoring.password":
+		return "pw-s3cr3t", "pw-s3cr3t"
 	}
 	panic("no test value for " + k.path)
 }
@@ -279,7 +288,13 @@ func TestLoad_EveryDocumentedEnvVarIsHonoured(t *testing.T) {
 					s, want = "10.1.2.3:6390", "redis://10.1.2.3:6390"
 				}
 				require.NotEqual(t, k.def, want)
-				cfg, err := Load(LoadOptions{Env: withCreds(name, s)})
+				var kv []string
+				if strings.HasPrefix(k.path, "monitoring.") {
+					// Username and password come as a pair; the var under test is set last.
+					kv = []string{"CIOQ_MONITORING_USERNAME", "someone", "CIOQ_MONITORING_PASSWORD", "other-pw"}
+				}
+				kv = append(kv, name, s)
+				cfg, err := Load(LoadOptions{Env: withCreds(kv...)})
 				require.NoError(t, err)
 				got := fieldByPath(t, cfg, k.path)
 				if r, ok := got.(Redis); ok {

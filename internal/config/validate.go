@@ -82,6 +82,10 @@ func (c *Config) check(p *problems, requireCredentials bool) {
 	positiveDur(p, "worker.retry_cap", w.RetryCap)
 	positiveDur(p, "worker.shutdown_timeout", w.ShutdownTimeout)
 	positiveDur(p, "worker.request_timeout", w.RequestTimeout)
+	positiveDur(p, "worker.unauthorized_pause", w.UnauthorizedPause)
+	if (c.Monitoring.Username == "") != (c.Monitoring.Password == "") {
+		p.addf("monitoring: set both username and password (CIOQ_MONITORING_USERNAME, CIOQ_MONITORING_PASSWORD) or neither")
+	}
 	if w.RetryBase > 0 && w.RetryCap > 0 && w.RetryBase > w.RetryCap {
 		p.addf("worker.retry_base %s is above worker.retry_cap %s", w.RetryBase, w.RetryCap)
 	}
