@@ -87,7 +87,10 @@ func TestWorkspacesAreIsolated(t *testing.T) {
 	active := hl.LastAccept.Sub(hl.FirstAccept).Seconds()
 	rate := float64(hl.Accepted) / active
 	t.Logf("healthy workspace: %d requests in %.1fs = %.1f req/s (budget %.0f, max %d in 1 s)", hl.Accepted, active, rate, budget, hl.MaxRequestsPerSecond)
-	require.GreaterOrEqual(t, rate, 0.7*budget, "the healthy workspace keeps (nearly) its full rate")
+	// Its lane's share is 0.8 × budget; a starved workspace would fall to the
+	// troubled ones' pace (≤ 0.25 × budget). The floor leaves room for a
+	// loaded machine (measured 15.8 req/s when it is quiet).
+	require.GreaterOrEqual(t, rate, 0.5*budget, "the healthy workspace keeps its rate")
 	require.LessOrEqual(t, hl.MaxRequestsPerSecond, int(budget)+2)
 	h, _ := w.Health(ctx)
 	require.Equal(t, "OPEN", h.Workspaces["us-down"].CircuitState)
