@@ -31,8 +31,8 @@ func newWorkerCmd(g *globals) *cobra.Command {
 		Long: `worker dequeues operations from Redis and delivers them to the Customer.io Track
 API in v2 batches, through the workspace's shared rate limit, circuit breaker and
 done-markers. It serves /healthz, /readyz, /health/customerio, /metrics, /ops/{id}
-(an op's history) and the
-asynqmon dashboard (read-only) under /monitoring/ on --addr (CIOQ_HTTP_ADDR);
+(an op's history) and the asynqmon dashboard (read-only) under /monitoring/ on
+--addr (CIOQ_HTTP_ADDR);
 with monitoring.username/password (CIOQ_MONITORING_USERNAME/_PASSWORD) the
 dashboard and /ops/ need HTTP basic auth.
 SIGTERM stops it gracefully: in-flight batches finish or go back to the queue.`,
