@@ -66,7 +66,9 @@ func (l *logHandler) WithAttrs(as []slog.Attr) slog.Handler {
 	return &logHandler{l.Handler.WithAttrs(as)}
 }
 
-func (l *logHandler) WithGroup(name string) slog.Handler { return &logHandler{l.Handler.WithGroup(name)} }
+func (l *logHandler) WithGroup(name string) slog.Handler {
+	return &logHandler{l.Handler.WithGroup(name)}
+}
 
 // Enabled reports whether env turns tracing on: OTEL_SDK_DISABLED is not
 // "true", OTEL_TRACES_EXPORTER is not "none", and either
