@@ -71,6 +71,7 @@ type Producer struct {
 	sink    sink
 	spool   *spoolSink // nil without Config.Spool.Dir; else also sink
 	entropy *ulid.LockedMonotonicReader
+	m       *metrics.Producer
 
 	mu       sync.RWMutex // guards closed against inflight.Add
 	closed   bool
@@ -115,7 +116,9 @@ func New(cfg Config) (*Producer, error) {
 			_ = s.close(context.Background())
 			return nil, fmt.Errorf("producer: register metrics: %w", err)
 		}
-		return newProducer(cfg, s), nil
+		p := newProducer(cfg, s)
+		p.m = m
+		return p, nil
 	}
 	sp, err := openSpool(cfg.Spool, cfg.Logger, m)
 	if err != nil {
@@ -130,14 +133,17 @@ func New(cfg Config) (*Producer, error) {
 	ss := newSpoolSink(s, sp, cfg)
 	p := newProducer(cfg, ss)
 	p.spool = ss
+	p.m = m
 	return p, nil
 }
 
 func newProducer(cfg Config, s sink) *Producer {
+	m, _ := metrics.NewProducer(nil) // unregistered; New swaps in the registered set
 	return &Producer{
 		cfg:     cfg,
 		sink:    s,
 		entropy: &ulid.LockedMonotonicReader{MonotonicReader: ulid.Monotonic(rand.Reader, 0)},
+		m:       m,
 	}
 }
 
@@ -166,21 +172,33 @@ func (p *Producer) Enqueue(ctx context.Context, op Op) (Result, error) {
 	if p.isClosed() {
 		return Result{}, fmt.Errorf("producer: enqueue %s: %w", op.Action, ErrClosed)
 	}
+	start := time.Now()
 	payload, res, err := p.prepare(op)
 	if err != nil {
+		p.m.Enqueued.WithLabelValues(cmp.Or(op.Workspace, p.cfg.Workspace), "invalid").Inc()
 		return Result{}, err
 	}
 	if !p.begin() {
 		return Result{}, fmt.Errorf("producer: enqueue %s: %w", op.Action, ErrClosed)
 	}
 	st, err := p.putTraced(ctx, &entry{payload: payload, tombstone: payload.Action.IsTombstone()})
+	p.m.EnqueueDuration.Observe(time.Since(start).Seconds())
 	if err != nil {
+		p.m.Enqueued.WithLabelValues(payload.Workspace, "failed").Inc()
 		p.cfg.Logger.WarnContext(ctx, "enqueue failed", slog.String("workspace", payload.Workspace),
 			slog.String("action", string(payload.Action)), slog.String("op_id", payload.OpID),
 			slog.String("error", err.Error()))
 		return Result{}, fmt.Errorf("producer: enqueue %s %s: %w: %w", payload.Action, payload.OpID, ErrUnavailable, err)
 	}
 	res.Duplicate, res.Spooled = st.duplicate, st.spooled
+	outcome := "queued"
+	switch {
+	case res.Duplicate:
+		outcome = "duplicate"
+	case res.Spooled:
+		outcome = "spooled"
+	}
+	p.m.Enqueued.WithLabelValues(payload.Workspace, outcome).Inc()
 	return res, nil
 }
 

@@ -15,9 +15,11 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/hibiken/asynq"
 	"github.com/oklog/ulid/v2"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
 	"github.com/cioq/cioq/idempotency"
+	"github.com/cioq/cioq/internal/metrics"
 	"github.com/cioq/cioq/internal/redistest"
 	"github.com/cioq/cioq/internal/task"
 	"github.com/cioq/cioq/producer"
@@ -681,4 +683,40 @@ func TestProducerRouting(t *testing.T) {
 	require.ErrorIs(t, err, track.ErrInvalidOp)
 	_, err = producer.New(producer.Config{Redis: db.ConnOpt(), Workspace: "x", Workspaces: []string{"a"}})
 	require.ErrorIs(t, err, producer.ErrInvalidConfig)
+}
+
+func TestProducerMetrics(t *testing.T) {
+	t.Parallel()
+	db := redistest.New(t)
+	ctx := context.Background()
+	reg := prometheus.NewRegistry()
+	p, err := producer.New(producer.Config{Redis: db.ConnOpt(), Registerer: reg})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = p.Close(ctx) })
+	_, err = p.Enqueue(ctx, producer.Op{Key: "k1", Op: track.Op{Action: track.ActionIdentify, Identifiers: &track.Identifiers{ID: "u1"}}})
+	require.NoError(t, err)
+	_, err = p.Enqueue(ctx, producer.Op{Key: "k1", Op: track.Op{Action: track.ActionIdentify, Identifiers: &track.Identifiers{ID: "u1"}}})
+	require.NoError(t, err)
+	_, err = p.Enqueue(ctx, producer.Op{Op: track.Op{Action: "teleport", Identifiers: &track.Identifiers{ID: "u1"}}})
+	require.ErrorIs(t, err, track.ErrInvalidOp)
+	counts := map[string]float64{}
+	var observed uint64
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			switch mf.GetName() {
+			case metrics.NameEnqueued:
+				for _, l := range m.GetLabel() {
+					if l.GetName() == "outcome" {
+						counts[l.GetValue()] = m.GetCounter().GetValue()
+					}
+				}
+			case metrics.NameEnqueueDuration:
+				observed = m.GetHistogram().GetSampleCount()
+			}
+		}
+	}
+	require.Equal(t, map[string]float64{"queued": 1, "duplicate": 1, "invalid": 1}, counts)
+	require.EqualValues(t, 2, observed, "the invalid op is not timed")
 }

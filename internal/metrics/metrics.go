@@ -189,6 +189,11 @@ type Producer struct {
 	SpoolReplayed prometheus.Counter // ops replayed from the spool into Redis
 	SpoolDropped  prometheus.Counter // spooled ops found corrupt and skipped
 	SpoolRejected prometheus.Counter // enqueues refused because the spool was full
+	// Enqueued counts Enqueue calls by workspace and outcome: queued,
+	// duplicate, spooled, invalid, failed.
+	Enqueued *prometheus.CounterVec
+	// EnqueueDuration is how long Enqueue took (invalid ops excluded).
+	EnqueueDuration prometheus.Histogram
 }
 
 // NewProducer creates the producer metrics and registers them on reg (nil:
@@ -207,6 +212,12 @@ func NewProducer(reg prometheus.Registerer) (*Producer, error) {
 			Help: "Spooled operations found corrupt on disk and skipped."}),
 		SpoolRejected: prometheus.NewCounter(prometheus.CounterOpts{Name: NameSpoolRejected,
 			Help: "Enqueues refused because Redis was unavailable and the spool was full."}),
+		Enqueued: prometheus.NewCounterVec(prometheus.CounterOpts{Name: NameEnqueued,
+			Help: "Producer Enqueue calls by workspace and outcome (queued, duplicate, spooled, invalid, failed)."},
+			[]string{"workspace", "outcome"}),
+		EnqueueDuration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: NameEnqueueDuration,
+			Help:    "Time one producer Enqueue took, invalid ops excluded.",
+			Buckets: []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .05, .25, 1, 5}}),
 	}
 	if err := m.Register(reg); err != nil {
 		return nil, err
@@ -219,7 +230,8 @@ func (m *Producer) Register(reg prometheus.Registerer) error {
 	if reg == nil {
 		return nil
 	}
-	cs := []prometheus.Collector{m.SpoolOps, m.SpoolBytes, m.SpoolReplayed, m.SpoolDropped, m.SpoolRejected}
+	cs := []prometheus.Collector{m.SpoolOps, m.SpoolBytes, m.SpoolReplayed, m.SpoolDropped, m.SpoolRejected,
+		m.Enqueued, m.EnqueueDuration}
 	for i, c := range cs {
 		if err := reg.Register(c); err != nil {
 			for _, done := range cs[:i] {
