@@ -81,7 +81,7 @@ func (w *Worker) processBulk(ctx context.Context, t *asynq.Task) error {
 	ws.inflight.Add(n)
 	// Not cancelled with the task: a request that got its 2xx must write
 	// its done-markers. The limiter wait and the request are bounded.
-	ws.send(context.WithoutCancel(ctx), false, append([]*item(nil), items...))
+	ws.send(withBulk(context.WithoutCancel(ctx)), false, append([]*item(nil), items...))
 	ws.inflight.Sub(n)
 
 	var (

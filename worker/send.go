@@ -38,6 +38,10 @@ type workspace struct {
 	// pausedUntil is the unix nano time a 401/403 pause ends (0: not paused).
 	pausedUntil atomic.Int64
 
+	// liveWaiting counts default-lane (live) requests of this process
+	// waiting for a rate token; bulk requests yield to them.
+	liveWaiting atomic.Int32
+
 	// Per-op metric children, resolved once instead of per task.
 	inflight prometheus.Gauge
 	opsMu    sync.RWMutex
@@ -240,12 +244,28 @@ func (ws *workspace) request(ctx context.Context, lane string, critical bool, op
 			return &breaker.OpenError{Workspace: ws.name, Until: st.OpenUntil, RetryAfter: left}
 		}
 	}
-	if err := w.limiter.Wait(ctx, ws.name, ws.limit, critical, w.cfg.MaxLimiterWait); err != nil {
+	bulk := isBulk(ctx)
+	if bulk {
+		// Live batches of this workspace get the tokens first: a bulk request
+		// waits while one of them is waiting, so a backfill takes only what
+		// live traffic leaves (and goes back to the queue, without a
+		// failure, if live traffic keeps the budget busy).
+		if err := ws.yieldToLive(ctx, w.cfg.MaxLimiterWait); err != nil {
+			return err
+		}
+	} else if !critical {
+		ws.liveWaiting.Add(1)
+	}
+	err := w.limiter.Wait(ctx, ws.name, ws.limit, critical, w.cfg.MaxLimiterWait)
+	if !bulk && !critical {
+		ws.liveWaiting.Add(-1)
+	}
+	if err != nil {
 		return err
 	}
 	w.m.BatchSize.WithLabelValues(ws.name, lane).Observe(float64(len(ops)))
 	var status string
-	err := w.breakers.Execute(ctx, ws.name, func() error {
+	err = w.breakers.Execute(ctx, ws.name, func() error {
 		rctx, cancel := context.WithTimeout(ctx, w.cfg.RequestTimeout)
 		defer cancel()
 		start := time.Now()
@@ -395,4 +415,34 @@ func opIDs(items []*item) []string {
 		ids[i] = it.p.OpID
 	}
 	return ids
+}
+
+// bulkKey marks a send context as the bulk path's.
+type bulkKey struct{}
+
+func withBulk(ctx context.Context) context.Context { return context.WithValue(ctx, bulkKey{}, true) }
+
+func isBulk(ctx context.Context) bool { b, _ := ctx.Value(bulkKey{}).(bool); return b }
+
+// yieldToLive waits, at most maxWait, until no live request of the workspace
+// is waiting for a token in this process; past that it returns a
+// rate-limit DelayError (the bulk task goes back without a failure).
+func (ws *workspace) yieldToLive(ctx context.Context, maxWait time.Duration) error {
+	if ws.liveWaiting.Load() == 0 {
+		return nil
+	}
+	deadline := time.Now().Add(maxWait)
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for ws.liveWaiting.Load() > 0 {
+		if time.Now().After(deadline) {
+			return &ratelimit.DelayError{RetryAfter: 500 * time.Millisecond}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	return nil
 }
