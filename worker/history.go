@@ -20,6 +20,7 @@ import (
 
 	"github.com/cioq/cioq/history"
 	"github.com/cioq/cioq/idempotency"
+	"github.com/cioq/cioq/internal/metrics"
 	"github.com/cioq/cioq/internal/task"
 	"github.com/cioq/cioq/internal/tracing"
 	"github.com/cioq/cioq/track"
@@ -208,8 +209,13 @@ func (ws *workspace) flushHistory(ctx context.Context, items []*item) {
 		return
 	}
 	recs := make([]history.Record, 0, len(items))
+	skipDelivered := isBulk(ctx) && !ws.w.cfg.Bulk.HistoryDelivered
 	for _, it := range items {
 		if len(it.obs.events) == 0 {
+			continue
+		}
+		if skipDelivered && (it.outcome == metrics.OutcomeDelivered || it.outcome == metrics.OutcomeSkipped) {
+			it.obs.events = nil
 			continue
 		}
 		r := seedRecord(it)
