@@ -23,28 +23,9 @@ func TestIngestCmd_QueuesTrackCallsAndStopsOnSignal(t *testing.T) {
 	db := redistest.New(t)
 	env := map[string]string{"CUSTOMERIO_SITE_ID": "in-site", "CUSTOMERIO_TRACK_API_KEY": "in-key-secret",
 		"CIOQ_KEY_PREFIX": redistest.Prefix(t)}
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	var out, errOut syncBuffer
-	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
-	done := make(chan int, 1)
-	go func() {
-		done <- execute(ctx, []string{"ingest", "--addr", "127.0.0.1:0", "--redis", db.URL()},
-			streams{in: strings.NewReader(""), out: &out, err: &errOut}, lookup)
-	}()
-	var base string
-	for deadline := time.Now().Add(30 * time.Second); base == "" && time.Now().Before(deadline); {
-		if m := urlRE.FindStringSubmatch(errOut.String()); m != nil {
-			base = m[1]
-			break
-		}
-		select {
-		case code := <-done:
-			t.Fatalf("ingest exited with %d: %s", code, errOut.String())
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
-	require.NotEmpty(t, base, "ingest logged no URL: %s", errOut.String())
+	ctx := context.Background()
+	in := startIngestCmd(t, env, db.URL())
+	base, errOut := in.base, in.errOut
 
 	c, err := track.NewClient(track.Config{SiteID: "in-site", APIKey: "in-key-secret", BaseURL: base})
 	require.NoError(t, err)
@@ -63,13 +44,7 @@ func TestIngestCmd_QueuesTrackCallsAndStopsOnSignal(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, tasks, 1)
 
-	cancel()
-	select {
-	case code := <-done:
-		require.Equal(t, exitOK, code, errOut.String())
-	case <-time.After(30 * time.Second):
-		t.Fatal("ingest did not stop")
-	}
+	in.stop(t)
 	require.NotContains(t, errOut.String(), "in-key-secret")
 }
 
@@ -119,4 +94,52 @@ func TestServeIngest_GracefulShutdownFinishesInFlight(t *testing.T) {
 	close(release)
 	require.Equal(t, http.StatusOK, <-answered)
 	require.NoError(t, <-served)
+}
+
+// ingestCmd is a `cioq ingest` running in the test process.
+type ingestCmd struct {
+	base   string
+	errOut *syncBuffer
+	cancel context.CancelFunc
+	done   chan int
+}
+
+// startIngestCmd runs `cioq ingest --addr 127.0.0.1:0 --redis redisURL` with
+// env and waits for the URL it logs.
+func startIngestCmd(t *testing.T, env map[string]string, redisURL string) *ingestCmd {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	in := &ingestCmd{errOut: &syncBuffer{}, cancel: cancel, done: make(chan int, 1)}
+	var out syncBuffer
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	go func() {
+		in.done <- execute(ctx, []string{"ingest", "--addr", "127.0.0.1:0", "--redis", redisURL},
+			streams{in: strings.NewReader(""), out: &out, err: in.errOut}, lookup)
+	}()
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); {
+		if m := urlRE.FindStringSubmatch(in.errOut.String()); m != nil {
+			in.base = m[1]
+			return in
+		}
+		select {
+		case code := <-in.done:
+			t.Fatalf("ingest exited with %d: %s", code, in.errOut.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	t.Fatalf("ingest logged no URL: %s", in.errOut.String())
+	return nil
+}
+
+// stop cancels the command and requires a clean exit.
+func (in *ingestCmd) stop(t *testing.T) {
+	t.Helper()
+	in.cancel()
+	select {
+	case code := <-in.done:
+		require.Equal(t, exitOK, code, in.errOut.String())
+	case <-time.After(30 * time.Second):
+		t.Fatal("ingest did not stop")
+	}
 }

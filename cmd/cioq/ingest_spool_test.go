@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -25,28 +24,9 @@ func TestIngestCmd_SpoolsWhileRedisIsDown(t *testing.T) {
 	db := redistest.NewOn(t, srv)
 	env := map[string]string{"CUSTOMERIO_SITE_ID": "sp-site", "CUSTOMERIO_TRACK_API_KEY": "sp-key-secret",
 		"CIOQ_SPOOL_DIR": filepath.Join(t.TempDir(), "spool")}
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	var out, errOut syncBuffer
-	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
-	done := make(chan int, 1)
-	go func() {
-		done <- execute(ctx, []string{"ingest", "--addr", "127.0.0.1:0", "--redis", db.URL()},
-			streams{in: strings.NewReader(""), out: &out, err: &errOut}, lookup)
-	}()
-	var base string
-	for deadline := time.Now().Add(30 * time.Second); base == "" && time.Now().Before(deadline); {
-		if m := urlRE.FindStringSubmatch(errOut.String()); m != nil {
-			base = m[1]
-			break
-		}
-		select {
-		case code := <-done:
-			t.Fatalf("ingest exited with %d: %s", code, errOut.String())
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
-	require.NotEmpty(t, base, "ingest logged no URL: %s", errOut.String())
+	ctx := context.Background()
+	in := startIngestCmd(t, env, db.URL())
+	base := in.base
 	c, err := track.NewClient(track.Config{SiteID: "sp-site", APIKey: "sp-key-secret", BaseURL: base})
 	require.NoError(t, err)
 
@@ -67,11 +47,5 @@ func TestIngestCmd_SpoolsWhileRedisIsDown(t *testing.T) {
 		return err == nil && info.Pending == 3
 	}, 30*time.Second, 50*time.Millisecond, "the spooled ops are replayed into Redis")
 
-	cancel()
-	select {
-	case code := <-done:
-		require.Equal(t, exitOK, code, errOut.String())
-	case <-time.After(30 * time.Second):
-		t.Fatal("ingest did not stop")
-	}
+	in.stop(t)
 }
