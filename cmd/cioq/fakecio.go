@@ -4,7 +4,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
 	"github.com/cioq/cioq/internal/config"
@@ -80,7 +84,7 @@ func runFakecio(cmd *cobra.Command, cfg *config.Config, o fakecioOptions) error 
 		attrs = append(attrs, slog.Int("workspaces", len(creds)))
 	}
 	logger.InfoContext(ctx, "fake track api listening", attrs...)
-	if err := srv.Serve(ctx, ln); err != nil {
+	if err := srv.ServeHandler(ctx, ln, fakecioHandler(srv)); err != nil {
 		return fmt.Errorf("fakecio: %w", err)
 	}
 	logger.InfoContext(ctx, "fake track api stopped")
@@ -114,4 +118,22 @@ func listenURL(a net.Addr) string {
 		host = "127.0.0.1"
 	}
 	return "http://" + net.JoinHostPort(host, port)
+}
+
+// fakecioHandler serves the fake Track API plus, like every cioq server
+// command, /healthz, /readyz and /metrics (Go and process metrics; the
+// fake's counters are its ledger at /_fake/ledger).
+func fakecioHandler(srv *fake.Server) http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	ok := func(rw http.ResponseWriter, _ *http.Request) {
+		rw.Header().Set("Content-Type", "application/json")
+		_, _ = rw.Write([]byte(`{"status":"ok"}` + "\n"))
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", ok)
+	mux.HandleFunc("GET /readyz", ok)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle("/", srv.Handler())
+	return mux
 }

@@ -70,6 +70,19 @@ func postBatch(t *testing.T, base, site, key string) int {
 func TestFakecio(t *testing.T) {
 	t.Parallel()
 
+	t.Run("ServesHealthReadinessAndMetrics", func(t *testing.T) {
+		t.Parallel()
+		base, stop := startFakecio(t, nil)
+		for _, path := range []string{"/healthz", "/readyz", "/metrics", "/_fake/ledger"} {
+			resp, err := http.Get(base + path)
+			require.NoError(t, err)
+			_ = resp.Body.Close()
+			require.Equal(t, http.StatusOK, resp.StatusCode, path)
+		}
+		r := stop()
+		require.Equal(t, exitOK, r.code, r.stderr)
+	})
+
 	t.Run("ChecksConfiguredCredentialsAndStopsOnCancel", func(t *testing.T) {
 		t.Parallel()
 		base, stop := startFakecio(t, credsEnv())

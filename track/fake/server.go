@@ -112,10 +112,17 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // once every handler has finished. It returns nil after ctx ended, else the
 // error that stopped ln.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	return s.ServeHandler(ctx, ln, s.handler)
+}
+
+// ServeHandler is Serve with h answering instead of Handler(): h wraps
+// Handler() with routes of its own (cioq fakecio adds /healthz, /readyz and
+// /metrics). Shutdown and the Latency fault behave as with Serve.
+func (s *Server) ServeHandler(ctx context.Context, ln net.Listener, h http.Handler) error {
 	reqCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
 	srv := &http.Server{
-		Handler:           s.handler,
+		Handler:           h,
 		ReadHeaderTimeout: 30 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return reqCtx },
 		ErrorLog:          slog.NewLogLogger(s.opts.Logger.Handler(), slog.LevelWarn),
