@@ -97,6 +97,7 @@ Exit status: 0 success, 1 failure, 2 usage or configuration error.`,
 		newDLQCmd(g),
 		newSimCmd(g),
 		newLoadCmd(g),
+		newDashboardCmd(g),
 		newOpsCmd(g),
 	}
 	root.AddCommand(cmds...)

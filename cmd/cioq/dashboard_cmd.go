@@ -1,0 +1,109 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/hibiken/asynqmon"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
+)
+
+func newDashboardCmd(g *globals) *cobra.Command {
+	var readWrite bool
+	cmd := &cobra.Command{
+		Use:   "dashboard",
+		Short: "Serve the asynqmon dashboard on its own",
+		Long: `dashboard serves the asynqmon UI for cioq's queues under /monitoring/ on --addr
+(CIOQ_HTTP_ADDR), read-only unless --read-write, for operators who keep it off the
+workers (cioq worker --monitoring=false). With monitoring.username/password
+(CIOQ_MONITORING_USERNAME/_PASSWORD) it needs HTTP basic auth. It also serves
+/healthz, /readyz (Redis reachable) and /metrics.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := g.load()
+			if err != nil {
+				return err
+			}
+			conn, err := cfg.Redis.ConnOpt()
+			if err != nil {
+				return usageError(err)
+			}
+			rdb, err := cfg.Redis.UniversalClient()
+			if err != nil {
+				return usageError(err)
+			}
+			defer rdb.Close()
+			logger := cfg.Log.Logger(cmd.ErrOrStderr())
+			mon := asynqmon.New(asynqmon.Options{RootPath: "/monitoring", RedisConnOpt: conn, ReadOnly: !readWrite})
+			defer mon.Close()
+			reg := prometheus.NewRegistry()
+			reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+			mux := http.NewServeMux()
+			mux.HandleFunc("GET /healthz", func(rw http.ResponseWriter, _ *http.Request) {
+				writeStatus(rw, http.StatusOK, "ok", "")
+			})
+			mux.HandleFunc("GET /readyz", func(rw http.ResponseWriter, r *http.Request) {
+				ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+				defer cancel()
+				if err := rdb.Ping(ctx).Err(); err != nil {
+					writeStatus(rw, http.StatusServiceUnavailable, "unready", "redis: "+err.Error())
+					return
+				}
+				writeStatus(rw, http.StatusOK, "ready", "")
+			})
+			mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+			mux.Handle(mon.RootPath()+"/", mon)
+			var handler http.Handler = mux
+			if cfg.Monitoring.Username != "" {
+				handler = basicAuth(mux, cfg.Monitoring.Username, cfg.Monitoring.Password.Reveal(), "/monitoring/")
+			}
+			var lc net.ListenConfig
+			ln, err := lc.Listen(cmd.Context(), "tcp", cfg.HTTPAddr)
+			if err != nil {
+				return fmt.Errorf("dashboard: listen %s: %w", cfg.HTTPAddr, err)
+			}
+			logger.Info("dashboard listening", slog.String("url", listenURL(ln.Addr())+"/monitoring/"),
+				slog.Bool("read_only", !readWrite), slog.Bool("auth", cfg.Monitoring.Username != ""))
+			srv := &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second}
+			errc := make(chan error, 1)
+			go func() { errc <- srv.Serve(ln) }()
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			select {
+			case err := <-errc:
+				if !errors.Is(err, http.ErrServerClosed) {
+					return fmt.Errorf("dashboard: %w", err)
+				}
+			case <-ctx.Done():
+			}
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = srv.Shutdown(sctx)
+			logger.Info("dashboard stopped")
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&readWrite, "read-write", false, "allow the UI to change tasks and queues (pause, delete, run)")
+	return cmd
+}
+
+func writeStatus(rw http.ResponseWriter, code int, status, reason string) {
+	rw.Header().Set("Content-Type", "application/json")
+	rw.WriteHeader(code)
+	if reason == "" {
+		fmt.Fprintf(rw, "{%q:%q}\n", "status", status)
+		return
+	}
+	fmt.Fprintf(rw, "{%q:%q,%q:%q}\n", "status", status, "reason", reason)
+}
