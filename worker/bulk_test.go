@@ -3,10 +3,7 @@ package worker_test
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
@@ -216,17 +213,7 @@ func TestKilledWorkerMidBulkLosesNothing(t *testing.T) {
 	const n = 30000
 	e.enqueueBulk(t, bulkOps("bulkkill", n, 0))
 
-	child := exec.Command(os.Args[0], "-test.run=^TestWorkerChildProcess$", "-test.v")
-	child.Env = append(os.Environ(),
-		"CIOQ_WORKER_CHILD=1",
-		"CIOQ_CHILD_REDIS="+e.db.Addr, "CIOQ_CHILD_DB="+strconv.Itoa(e.db.Index), "CIOQ_CHILD_URL="+e.fake.URL)
-	child.Stdout, child.Stderr = os.Stderr, os.Stderr
-	require.NoError(t, child.Start())
-	require.Eventually(t, func() bool { return e.fake.Ledger().OpsAccepted >= 4000 }, 60*time.Second, 5*time.Millisecond)
-	require.NoError(t, child.Process.Signal(syscall.SIGKILL))
-	_ = child.Wait()
-	accepted := e.fake.Ledger().OpsAccepted
-	require.Less(t, accepted, int64(n), "the kill came mid-run")
+	e.killChildWorkerAfter(t, 4000, n, 60*time.Second)
 
 	require.NoError(t, e.fake.SetFaults(fake.Faults{}))
 	e.startWorker(t, e.slowRequests(t))

@@ -326,23 +326,30 @@ func TestKilledWorkerLosesNothing(t *testing.T) {
 	const n = 1500
 	enqueueEvents(t, e.prod, "kill", n)
 
+	e.killChildWorkerAfter(t, 200, n, 30*time.Second)
+
+	require.NoError(t, e.fake.SetFaults(fake.Faults{}))
+	e.startWorker(t, nil)
+	e.waitDrained(t, 150*time.Second)
+	requireExactlyOnce(t, e.fake.Ledger(), n)
+}
+
+// killChildWorkerAfter runs a worker in a process of its own
+// (TestWorkerChildProcess), SIGKILLs it once the fake accepted at least
+// accepted ops (others are then in flight), and checks the kill came before
+// all n ops were delivered.
+func (e *env) killChildWorkerAfter(t *testing.T, accepted, n int, within time.Duration) {
+	t.Helper()
 	child := exec.Command(os.Args[0], "-test.run=^TestWorkerChildProcess$", "-test.v")
 	child.Env = append(os.Environ(),
 		"CIOQ_WORKER_CHILD=1",
 		"CIOQ_CHILD_REDIS="+e.db.Addr, "CIOQ_CHILD_DB="+strconv.Itoa(e.db.Index), "CIOQ_CHILD_URL="+e.fake.URL)
 	child.Stdout, child.Stderr = os.Stderr, os.Stderr
 	require.NoError(t, child.Start())
-	// Kill it once some batches were accepted and others are in flight.
-	require.Eventually(t, func() bool { return e.fake.Ledger().OpsAccepted >= 200 }, 30*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return e.fake.Ledger().OpsAccepted >= int64(accepted) }, within, 5*time.Millisecond)
 	require.NoError(t, child.Process.Signal(syscall.SIGKILL))
 	_ = child.Wait()
-	accepted := e.fake.Ledger().OpsAccepted
-	require.Less(t, accepted, int64(n), "the kill came mid-run")
-
-	require.NoError(t, e.fake.SetFaults(fake.Faults{}))
-	e.startWorker(t, nil)
-	e.waitDrained(t, 150*time.Second)
-	requireExactlyOnce(t, e.fake.Ledger(), n)
+	require.Less(t, e.fake.Ledger().OpsAccepted, int64(n), "the kill came mid-run")
 }
 
 // TestWorkerChildProcess is the worker the kill test runs in a process of
