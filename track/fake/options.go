@@ -130,6 +130,16 @@ type Faults struct {
 	RejectAttribute string `json:"reject_attribute,omitempty"`
 	// Unauthorized answers 401 to every request.
 	Unauthorized bool `json:"unauthorized,omitempty"`
+	// FailContaining, when set, answers FailStatus to requests whose body
+	// contains this text (e.g. `"action":"delete"` or `"plan":"first"`):
+	// the first FailTimes of them, or every one when FailTimes is zero. It
+	// aims a retryable failure at chosen ops while the others go through.
+	FailContaining string `json:"fail_containing,omitempty"`
+	// FailStatus is the status of those answers. Zero means 503.
+	FailStatus int `json:"fail_status,omitempty"`
+	// FailTimes bounds how many requests FailContaining fails (counted from
+	// the SetFaults that set it).
+	FailTimes int `json:"fail_times,omitempty"`
 }
 
 // MarshalJSON encodes Latency as a Go duration string ("250ms").
@@ -190,6 +200,10 @@ func (f Faults) validate() error {
 		return fmt.Errorf("fake: faults: rate_limit %v is not a finite rate >= 0", *f.RateLimit)
 	case f.DownStatus != 0 && (f.DownStatus < 100 || f.DownStatus > 999):
 		return fmt.Errorf("fake: faults: down_status %d is not an HTTP status", f.DownStatus)
+	case f.FailStatus != 0 && (f.FailStatus < 100 || f.FailStatus > 999):
+		return fmt.Errorf("fake: faults: fail_status %d is not an HTTP status", f.FailStatus)
+	case f.FailTimes < 0:
+		return fmt.Errorf("fake: faults: fail_times %d is negative", f.FailTimes)
 	}
 	for _, s := range f.ErrorStatuses {
 		if s < 100 || s > 999 {

@@ -17,6 +17,7 @@ const (
 	FaultRateLimit       = "rate_limit" // a 429 from the bucket while Faults.RateLimit overrides the rate
 	FaultErrorRate       = "error_rate"
 	FaultRejectAttribute = "reject_attribute" // some op was refused as a poison op
+	FaultFailContaining  = "fail_containing"  // the body held Faults.FailContaining
 )
 
 // Request is one Track API call as the fake received and answered it.

@@ -30,9 +30,13 @@ type Server struct {
 	handler http.Handler
 	routes  []endpoint
 	faults  atomic.Pointer[Faults]
+	// failed counts the requests Faults.FailContaining failed since it was
+	// set.
+	failed atomic.Int64
 
 	mu      sync.Mutex // guards what follows
 	ledger  *ledger
+	people  people
 	log     *requestLog
 	buckets map[string]*bucket
 	rng     *rand.Rand
@@ -56,6 +60,7 @@ func New(opts Options) (*Server, error) {
 	s := &Server{
 		opts:    opts,
 		ledger:  newLedger(),
+		people:  people{},
 		log:     newRequestLog(opts.RequestLog, opts.RequestLogOps),
 		buckets: map[string]*bucket{},
 		rng:     rand.New(rand.NewPCG(seed1, seed2)),
@@ -170,6 +175,7 @@ func (s *Server) SetFaults(f Faults) error {
 		return err
 	}
 	f = f.clone()
+	s.failed.Store(0)
 	s.faults.Store(&f)
 	s.opts.Logger.Info("fake track api faults set", "faults", f)
 	return nil
@@ -199,6 +205,7 @@ func (s *Server) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.ledger = newLedger()
+	s.people = people{}
 	s.log = newRequestLog(s.opts.RequestLog, s.opts.RequestLogOps)
 	s.buckets = map[string]*bucket{}
 }
@@ -294,7 +301,11 @@ func (s *Server) record(c *call, o outcome) {
 	o.site = c.rec.SiteID
 	c.rec.Status = o.status
 	s.mu.Lock()
-	s.ledger.record(s.opts.Now(), o) // read under the lock: windows see time in order
+	now := s.opts.Now()
+	s.ledger.record(now, o) // read under the lock: windows see time in order
+	if o.status < 300 && len(c.rec.Ops) > 0 {
+		s.people.apply(o.site, now, c.rec.Ops)
+	}
 	s.log.push(c.rec)
 	s.mu.Unlock()
 	s.opts.Logger.DebugContext(c.r.Context(), "fake track api request",

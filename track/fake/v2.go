@@ -100,6 +100,15 @@ func (s *Server) readBody(c *call, limit int64, tooLarge string) ([]byte, bool) 
 		s.fail(c, http.StatusBadRequest, "", "body is not valid UTF-8")
 		return nil, false
 	}
+	if f := &c.faults; f.FailContaining != "" && bytes.Contains(body, []byte(f.FailContaining)) &&
+		(f.FailTimes == 0 || s.failed.Add(1) <= int64(f.FailTimes)) {
+		status := f.FailStatus
+		if status == 0 {
+			status = http.StatusServiceUnavailable
+		}
+		s.fail(c, status, FaultFailContaining, "injected failure")
+		return nil, false
+	}
 	return body, true
 }
 
