@@ -6,10 +6,17 @@ import (
 	"github.com/sony/gobreaker/v2"
 )
 
+// The states of Status.State, as the seed's /health/customerio names them.
+const (
+	StateClosed   = "CLOSED"
+	StateOpen     = "OPEN"
+	StateHalfOpen = "HALF_OPEN"
+)
+
 // Status is a workspace breaker's state for health endpoints and metrics.
 type Status struct {
-	// State is "CLOSED", "OPEN" or "HALF_OPEN". A shared opening by another
-	// replica (as last read) shows as "OPEN".
+	// State is StateClosed, StateOpen or StateHalfOpen. A shared opening by
+	// another replica (as last read) shows as StateOpen.
 	State string
 	// FailureCount is the number of consecutive counted failures (those that
 	// opened the breaker while it is open).
@@ -24,11 +31,11 @@ type Status struct {
 func stateName(s gobreaker.State) string {
 	switch s {
 	case gobreaker.StateOpen:
-		return "OPEN"
+		return StateOpen
 	case gobreaker.StateHalfOpen:
-		return "HALF_OPEN"
+		return StateHalfOpen
 	default:
-		return "CLOSED"
+		return StateClosed
 	}
 }
 

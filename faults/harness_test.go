@@ -99,7 +99,7 @@ func newCluster(t *testing.T, bin string, o clusterOptions) *cluster {
 	t.Cleanup(func() { _ = c.rdb.Close() })
 	c.insp = asynq.NewInspector(c.connOpt())
 	t.Cleanup(func() { _ = c.insp.Close() })
-	c.dlq = worker.NewDeadLetters(c.rdb, "cioq:", 0)
+	c.dlq = worker.NewDeadLetters(c.rdb, worker.DeadLetterConfig{Prefix: "cioq:"})
 	// Workers go first at cleanup (cleanups run last-in first-out).
 	t.Cleanup(func() {
 		for _, w := range c.workers {

@@ -45,6 +45,9 @@ const (
 	// DropTombstone: a newer delete or suppress of the person exists; Ref
 	// names it.
 	DropTombstone = "tombstone"
+	// DropSuppressed: the op was queued while its person was suppressed
+	// (Customer.io ignores such calls); Ref names the suppress.
+	DropSuppressed = "suppressed"
 )
 
 // MaxReasonBytes bounds the Reason of a stored event; longer ones are cut.

@@ -145,11 +145,43 @@ type Record struct {
 // (keeping the first event) and renews its TTL. With Config.Disabled or no
 // records it does nothing.
 func (s *Store) Append(ctx context.Context, workspace string, recs []Record) error {
-	if !s.Enabled() || len(recs) == 0 {
+	keys, args, err := s.appendArgs(workspace, recs)
+	if err != nil || keys == nil {
+		return err
+	}
+	if err := appendScript.Run(ctx, s.rdb, keys, args...).Err(); err != nil {
+		return fmt.Errorf("history: append %d ops in %s: %w", len(recs), workspace, err)
+	}
+	return nil
+}
+
+// AppendPipe is Append as one EVALSHA queued on p, for a caller that writes
+// history in the round trip of other commands (the producer's enqueue). The
+// script must be loaded (Load); the returned command (nil when there was
+// nothing to write) holds its outcome once p has run: a NOSCRIPT error says
+// to Load again.
+func (s *Store) AppendPipe(ctx context.Context, p redis.Pipeliner, workspace string, recs []Record) (*redis.Cmd, error) {
+	keys, args, err := s.appendArgs(workspace, recs)
+	if err != nil || keys == nil {
+		return nil, err
+	}
+	return appendScript.EvalSha(ctx, p, keys, args...), nil
+}
+
+// Load loads the append script into Redis (for AppendPipe).
+func (s *Store) Load(ctx context.Context) error {
+	if !s.Enabled() {
 		return nil
 	}
+	return appendScript.Load(ctx, s.rdb).Err()
+}
+
+func (s *Store) appendArgs(workspace string, recs []Record) ([]string, []any, error) {
+	if !s.Enabled() || len(recs) == 0 {
+		return nil, nil, nil
+	}
 	if err := s.check(workspace); err != nil {
-		return err
+		return nil, nil, err
 	}
 	keys := make([]string, 0, 2*len(recs))
 	args := make([]any, 0, 3+5*len(recs))
@@ -157,7 +189,7 @@ func (s *Store) Append(ctx context.Context, workspace string, recs []Record) err
 	for i := range recs {
 		r := &recs[i]
 		if r.OpID == "" {
-			return fmt.Errorf("history: append: %w: empty op id", ErrInvalid)
+			return nil, nil, fmt.Errorf("history: append: %w: empty op id", ErrInvalid)
 		}
 		h := s.key(workspace, "h", r.OpID)
 		p := h
@@ -174,10 +206,7 @@ func (s *Store) Append(ctx context.Context, workspace string, recs []Record) err
 			args = append(args, r.Events[j].encode())
 		}
 	}
-	if err := appendScript.Run(ctx, s.rdb, keys, args...).Err(); err != nil {
-		return fmt.Errorf("history: append %d ops in %s: %w", len(recs), workspace, err)
-	}
-	return nil
+	return keys, args, nil
 }
 
 func (s *Store) check(workspace string) error {

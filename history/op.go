@@ -84,7 +84,7 @@ func build(workspace, opID, person string, raw []string) (*Op, error) {
 			op.State = StateDelivered
 		case KindDropped:
 			switch {
-			case e.Reason == DropTombstone:
+			case e.Reason == DropTombstone || e.Reason == DropSuppressed:
 				op.State = StateDropped
 			case op.State != StateDelivered:
 				op.State = StateDuplicate

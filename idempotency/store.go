@@ -22,8 +22,8 @@ const (
 	DefaultDoneTTL = 24 * time.Hour
 	// DefaultClaimTTL is how long a claim lives when Config.ClaimTTL is zero.
 	DefaultClaimTTL = 30 * time.Second
-	// DefaultTombstoneTTL is how long a tombstone lives when
-	// Config.TombstoneTTL is zero.
+	// DefaultTombstoneTTL is how long a delete/suppress tombstone and an
+	// order registration live when Config.TombstoneTTL is zero.
 	DefaultTombstoneTTL = 7 * 24 * time.Hour
 )
 
@@ -35,8 +35,8 @@ var ErrInvalid = errors.New("idempotency: invalid argument")
 // *redis.ClusterClient, *redis.Ring and redis.UniversalClient satisfy it.
 type scripter interface {
 	redis.Scripter
-	Exists(ctx context.Context, keys ...string) *redis.IntCmd
 	Get(ctx context.Context, key string) *redis.StringCmd
+	HMGet(ctx context.Context, key string, fields ...string) *redis.SliceCmd
 }
 
 var (
@@ -53,11 +53,12 @@ type Config struct {
 	// DoneTTL is how long a done-marker keeps an operation from being sent
 	// again. Zero means DefaultDoneTTL (24 h). Rounded up to whole seconds.
 	DoneTTL time.Duration
-	// ClaimTTL bounds how long a claim blocks other copies of an operation; set
-	// it above the send timeout. Zero means DefaultClaimTTL (30 s).
+	// ClaimTTL bounds how long a claim blocks other copies of an operation;
+	// set it above the send timeout. Zero means DefaultClaimTTL (30 s).
 	ClaimTTL time.Duration
 	// TombstoneTTL is how long a delete/suppress tombstone drops older
-	// operations for its person. Zero means DefaultTombstoneTTL (7 days).
+	// operations for its person, and how long an order registration of a
+	// queued operation lasts at most. Zero means DefaultTombstoneTTL (7 days).
 	TombstoneTTL time.Duration
 }
 
@@ -80,10 +81,10 @@ func (c Config) validate() error {
 	return nil
 }
 
-// Store reads and writes done-markers, claims and tombstones. It is safe for
-// concurrent use. Each Store has a random token that marks its claims, so a
-// claim taken by another Store (another process) is never released by this
-// one.
+// Store reads and writes the per-operation and per-person delivery state. It
+// is safe for concurrent use. Each Store has a random token that marks its
+// claims, so a claim taken by another Store (another process) is never
+// released by this one.
 type Store struct {
 	rdb   scripter
 	cfg   Config
@@ -100,19 +101,77 @@ func New(rdb scripter, cfg Config) *Store {
 	return &Store{rdb: rdb, cfg: cfg, err: cfg.validate(), token: hex.EncodeToString(b[:])}
 }
 
-// Item is one operation to check before sending.
+// Config returns the store's configuration with defaults applied.
+func (s *Store) Config() Config { return s.cfg }
+
+// Kind says how an operation is ordered against the other operations of its
+// person (docs/architecture.md, "Order per person"). Its value is the
+// one-byte code stored in Redis.
+type Kind byte
+
+// Kinds. Droppable kinds (KindEvent, KindIdentify, KindUpdate) are dropped
+// when a newer delete or suppress of their person exists, or when they were
+// queued while their person was suppressed; the others never are.
+const (
+	// KindNone: not ordered (an op without a person).
+	KindNone Kind = 'n'
+	// KindEvent: event, page, screen. Never registered: it waits only for
+	// older barriers of its person.
+	KindEvent Kind = 'e'
+	// KindIdentify: registered under its person and timestamp second; it
+	// waits for older barriers and for older identifies of the same second
+	// (Customer.io orders attribute updates by whole-second timestamps).
+	KindIdentify Kind = 'i'
+	// KindUpdate: a droppable barrier (add_device, add/delete
+	// relationships): registered; newer ops of the person wait for it.
+	KindUpdate Kind = 'x'
+	// KindBarrier: a barrier that is never dropped (delete_device, merge).
+	KindBarrier Kind = 'b'
+	// KindDelete and KindSuppress write the person's tombstone at enqueue:
+	// older droppable ops are dropped instead of sent. They wait for older
+	// barriers and for droppable ops of the person still in flight.
+	KindDelete   Kind = 'd'
+	KindSuppress Kind = 's'
+	// KindUnsuppress lifts a suppression for the ops queued after it.
+	KindUnsuppress Kind = 'u'
+)
+
+// Droppable reports whether a newer delete or suppress makes k obsolete.
+func (k Kind) Droppable() bool { return k == KindEvent || k == KindIdentify || k == KindUpdate }
+
+// registered reports whether ops of kind k are registered at enqueue.
+func (k Kind) registered() bool {
+	switch k {
+	case KindIdentify, KindUpdate, KindBarrier, KindDelete, KindSuppress, KindUnsuppress:
+		return true
+	}
+	return false
+}
+
+func (k Kind) valid() bool { return k == KindNone || k == KindEvent || k.registered() }
+
+// Item is one operation, as the store sees it.
 type Item struct {
 	// OpID identifies the operation; required.
 	OpID string
 	// Person is the person the operation is about; "" means none (never
-	// tombstoned).
+	// ordered, never dropped).
 	Person string
-	// EnqueuedAt is when cioq accepted the operation; tombstones compare it.
-	// Zero is older than any tombstone.
-	EnqueuedAt time.Time
-	// Droppable makes the item subject to its person's tombstone (identify and
-	// track; not the delete or suppress that wrote the tombstone).
-	Droppable bool
+	// Stamp is the operation's stamp (unix µs on Redis's clock, unique in its
+	// workspace), given at enqueue. Zero is older than everything.
+	Stamp int64
+	// Timestamp is the operation's `timestamp` in unix seconds (identifies
+	// of one second are ordered by Stamp).
+	Timestamp int64
+	// Kind orders the operation; zero means KindNone.
+	Kind Kind
+}
+
+func (it Item) kind() Kind {
+	if it.Person == "" || it.Kind == 0 {
+		return KindNone
+	}
+	return it.Kind
 }
 
 // Verdict says what to do with one checked item. The zero Verdict is not a
@@ -121,20 +180,26 @@ type Verdict uint8
 
 // Verdicts returned by Claim.
 const (
-	// Send: the item is claimed by this Store; send it, then MarkDone or
-	// Release it.
+	// Send: the item is claimed by this Store; send it, then MarkDone,
+	// Release or Forget it.
 	Send Verdict = iota + 1
 	// Done: a done-marker exists; skip it, it was delivered.
 	Done
-	// Tombstoned: a delete/suppress for the person is newer than the item's
-	// EnqueuedAt; drop it.
+	// Tombstoned: a delete/suppress for the person is newer than the item;
+	// drop it.
 	Tombstoned
 	// Claimed: another live copy holds the claim; defer it without counting a
 	// failure.
 	Claimed
+	// Waiting: an older operation of the same person must take effect
+	// first (Check.Blocker); defer it without counting a failure.
+	Waiting
+	// Suppressed: the item was queued while its person was suppressed;
+	// Customer.io ignores such calls, so drop it.
+	Suppressed
 )
 
-// String returns "send", "done", "tombstoned" or "claimed".
+// String returns the verdict's name.
 func (v Verdict) String() string {
 	switch v {
 	case Send:
@@ -145,6 +210,10 @@ func (v Verdict) String() string {
 		return "tombstoned"
 	case Claimed:
 		return "claimed"
+	case Waiting:
+		return "waiting"
+	case Suppressed:
+		return "suppressed"
 	}
 	return "verdict(" + strconv.Itoa(int(v)) + ")"
 }
@@ -153,21 +222,82 @@ func (v Verdict) String() string {
 type Check struct {
 	// Verdict says what to do with the item.
 	Verdict Verdict
-	// Tombstone is the tombstone that dropped the item; set only when Verdict
-	// is Tombstoned.
+	// Tombstone is the tombstone that dropped the item; set when Verdict is
+	// Tombstoned or Suppressed.
 	Tombstone *Tombstone
+	// Blocker is the older operation the item waits for; set when Verdict
+	// is Waiting.
+	Blocker *Blocker
+}
+
+// Blocker is an older operation an item waits for.
+type Blocker struct {
+	// OpID is its op id; "" when the item waits for droppable operations of
+	// its person still in flight (InFlight).
+	OpID string
+	// Kind is its kind.
+	Kind Kind
+	// Stamp is its stamp.
+	Stamp int64
+	// InFlight: the item (a delete or suppress) waits for operations of its
+	// person that were claimed before it was queued and are still in
+	// flight.
+	InFlight bool
 }
 
 // Tombstone records that a person was deleted or suppressed.
 type Tombstone struct {
 	// OpID is the delete/suppress operation that wrote it.
 	OpID string
-	// At is that operation's enqueue time (microsecond precision).
-	At time.Time
+	// Kind is KindDelete or KindSuppress.
+	Kind Kind
+	// Stamp is that operation's stamp.
+	Stamp int64
 }
 
+// At returns the tombstone's stamp as a time.
+func (t *Tombstone) At() time.Time { return time.UnixMicro(t.Stamp).UTC() }
+
+// Keys. Every key is "<prefix>{<workspace>}:<kind>:<id>"; the braces are a
+// Redis Cluster hash tag, so a workspace's keys share one slot.
 func (s *Store) key(ws, kind, id string) string {
 	return s.cfg.Prefix + "{" + ws + "}:" + kind + ":" + id
+}
+
+// OpKey is the key of an operation's claim or done-marker.
+func (s *Store) OpKey(ws, opID string) string { return s.key(ws, "op", opID) }
+
+// PersonKey is the hash of a person's tombstone, suppression, counters of
+// pending registrations and of operations in flight.
+func (s *Store) PersonKey(ws, person string) string { return s.key(ws, "p", person) }
+
+// OrderKey is the sorted set of a person's pending barriers.
+func (s *Store) OrderKey(ws, person string) string { return s.key(ws, "ord", person) }
+
+// IdentifyKey is the sorted set of a person's pending identifies of one
+// timestamp second.
+func (s *Store) IdentifyKey(ws, person string, ts int64) string {
+	return s.key(ws, "idn", person+"\x00"+strconv.FormatInt(ts, 10))
+}
+
+// StampKey holds the last stamp given in a workspace.
+func (s *Store) StampKey(ws string) string { return s.cfg.Prefix + "{" + ws + "}:stamp" }
+
+// personKeys returns the person, order and identify keys of it (the person
+// key three times for an op that is not ordered, so every key stays in the
+// workspace's slot).
+func (s *Store) personKeys(ws string, it Item) (p, ord, idn string) {
+	k := it.kind()
+	if k == KindNone {
+		o := s.OpKey(ws, it.OpID)
+		return o, o, o
+	}
+	p, ord = s.PersonKey(ws, it.Person), s.OrderKey(ws, it.Person)
+	idn = ord
+	if k == KindIdentify {
+		idn = s.IdentifyKey(ws, it.Person, it.Timestamp)
+	}
+	return p, ord, idn
 }
 
 func (s *Store) checkArgs(op, ws string) error {
@@ -180,170 +310,41 @@ func (s *Store) checkArgs(op, ws string) error {
 	return nil
 }
 
-func checkOpID(op, id string) error {
-	if id == "" {
+func checkItem(op string, it Item) error {
+	if it.OpID == "" {
 		return fmt.Errorf("idempotency: %s: %w: empty op id", op, ErrInvalid)
 	}
+	if it.Kind != 0 && !it.Kind.valid() {
+		return fmt.Errorf("idempotency: %s: %w: unknown kind %q", op, ErrInvalid, string(it.Kind))
+	}
 	return nil
 }
 
-// unixUs is t in unix microseconds; the zero time is 0. Microseconds, not
-// milliseconds: an op enqueued a few microseconds before a suppress of the
-// same person must compare as older.
-func unixUs(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
+// parseStamped reads "<stamp>:<kind>:<op id>" (a tombstone) or
+// "<stamp>:<op id>" (no kind).
+func parseStamped(v string, withKind bool) (stamp int64, kind Kind, op string, err error) {
+	num, rest, ok := strings.Cut(v, ":")
+	if ok {
+		stamp, err = strconv.ParseInt(num, 10, 64)
 	}
-	return t.UnixMicro()
+	if !ok || err != nil {
+		return 0, 0, "", fmt.Errorf("malformed value %q", v)
+	}
+	if withKind {
+		if len(rest) < 2 || rest[1] != ':' {
+			return 0, 0, "", fmt.Errorf("malformed value %q", v)
+		}
+		kind, rest = Kind(rest[0]), rest[2:]
+	}
+	return stamp, kind, rest, nil
 }
 
-// Claim checks every item in one round trip (one EVALSHA) and returns one
-// Check per item, in order. For each item: a done-marker means Done; else a
-// Droppable item whose person has a tombstone newer than its EnqueuedAt is
-// Tombstoned; else the item's claim is taken (SET NX PX ClaimTTL) and the
-// verdict is Send, or Claimed when another copy holds it. The same op id twice
-// in one call is Send then Claimed. An empty slice costs no round trip.
-func (s *Store) Claim(ctx context.Context, workspace string, items []Item) ([]Check, error) {
-	if err := s.checkArgs("claim", workspace); err != nil {
-		return nil, err
-	}
-	if len(items) == 0 {
-		return nil, nil
-	}
-	keys := make([]string, 0, 3*len(items))
-	args := make([]any, 0, 2+2*len(items))
-	args = append(args, s.token, s.cfg.ClaimTTL.Milliseconds())
-	for _, it := range items {
-		if err := checkOpID("claim", it.OpID); err != nil {
-			return nil, err
-		}
-		claim := s.key(workspace, "claim", it.OpID)
-		tomb := claim
-		droppable := it.Droppable && it.Person != ""
-		if droppable {
-			tomb = s.key(workspace, "tomb", it.Person)
-		}
-		keys = append(keys, s.key(workspace, "done", it.OpID), claim, tomb)
-		flag := 0
-		if droppable {
-			flag = 1
-		}
-		args = append(args, flag, unixUs(it.EnqueuedAt))
-	}
-	res, err := claimScript.Run(ctx, s.rdb, keys, args...).Slice()
+func parseTombstone(v string) (*Tombstone, error) {
+	st, k, op, err := parseStamped(v, true)
 	if err != nil {
-		return nil, fmt.Errorf("idempotency: claim %d ops in %s: %w", len(items), workspace, err)
+		return nil, fmt.Errorf("tombstone: %w", err)
 	}
-	if len(res) != len(items) {
-		return nil, fmt.Errorf("idempotency: claim: %d answers for %d ops", len(res), len(items))
-	}
-	out := make([]Check, len(items))
-	for i, r := range res {
-		switch v := r.(type) {
-		case int64:
-			switch v {
-			case 1:
-				out[i].Verdict = Send
-			case 2:
-				out[i].Verdict = Done
-			case 4:
-				out[i].Verdict = Claimed
-			default:
-				return nil, fmt.Errorf("idempotency: claim: unexpected answer %d", v)
-			}
-		case string:
-			tb, err := parseTombstone(v)
-			if err != nil {
-				return nil, fmt.Errorf("idempotency: claim: %w", err)
-			}
-			out[i] = Check{Verdict: Tombstoned, Tombstone: tb}
-		default:
-			return nil, fmt.Errorf("idempotency: claim: unexpected answer %T", r)
-		}
-	}
-	return out, nil
-}
-
-// MarkDone writes a done-marker ("1", NX, EX DoneTTL) for every op id and
-// deletes the claims this Store holds on them, in one round trip. Marking an
-// op done twice is harmless (the first marker and its TTL stay).
-func (s *Store) MarkDone(ctx context.Context, workspace string, opIDs []string) error {
-	if err := s.checkArgs("mark done", workspace); err != nil {
-		return err
-	}
-	if len(opIDs) == 0 {
-		return nil
-	}
-	keys := make([]string, 0, 2*len(opIDs))
-	for _, id := range opIDs {
-		if err := checkOpID("mark done", id); err != nil {
-			return err
-		}
-		keys = append(keys, s.key(workspace, "done", id), s.key(workspace, "claim", id))
-	}
-	ttl := int64((s.cfg.DoneTTL + time.Second - 1) / time.Second)
-	if err := markDoneScript.Run(ctx, s.rdb, keys, s.token, ttl).Err(); err != nil {
-		return fmt.Errorf("idempotency: mark %d ops done in %s: %w", len(opIDs), workspace, err)
-	}
-	return nil
-}
-
-// Release deletes the claims this Store holds on opIDs, in one round trip, so
-// a retry need not wait for ClaimTTL after a failed send. Claims held by
-// another Store are left alone.
-func (s *Store) Release(ctx context.Context, workspace string, opIDs []string) error {
-	if err := s.checkArgs("release", workspace); err != nil {
-		return err
-	}
-	if len(opIDs) == 0 {
-		return nil
-	}
-	keys := make([]string, 0, len(opIDs))
-	for _, id := range opIDs {
-		if err := checkOpID("release", id); err != nil {
-			return err
-		}
-		keys = append(keys, s.key(workspace, "claim", id))
-	}
-	if err := releaseScript.Run(ctx, s.rdb, keys, s.token).Err(); err != nil {
-		return fmt.Errorf("idempotency: release %d claims in %s: %w", len(opIDs), workspace, err)
-	}
-	return nil
-}
-
-// IsDone reports whether opID has a done-marker.
-func (s *Store) IsDone(ctx context.Context, workspace, opID string) (bool, error) {
-	if err := s.checkArgs("is done", workspace); err != nil {
-		return false, err
-	}
-	if err := checkOpID("is done", opID); err != nil {
-		return false, err
-	}
-	n, err := s.rdb.Exists(ctx, s.key(workspace, "done", opID)).Result()
-	if err != nil {
-		return false, fmt.Errorf("idempotency: is done %s in %s: %w", opID, workspace, err)
-	}
-	return n == 1, nil
-}
-
-// SetTombstone records that person was deleted or suppressed by opID at at
-// (its enqueue time). An existing tombstone as new or newer is kept; the
-// written one lives TombstoneTTL.
-func (s *Store) SetTombstone(ctx context.Context, workspace, person string, at time.Time, opID string) error {
-	if err := s.checkArgs("set tombstone", workspace); err != nil {
-		return err
-	}
-	if person == "" {
-		return fmt.Errorf("idempotency: set tombstone: %w: empty person", ErrInvalid)
-	}
-	us := unixUs(at)
-	val := strconv.FormatInt(us, 10) + ":" + opID
-	err := tombstoneScript.Run(ctx, s.rdb, []string{s.key(workspace, "tomb", person)},
-		us, val, s.cfg.TombstoneTTL.Milliseconds()).Err()
-	if err != nil {
-		return fmt.Errorf("idempotency: set tombstone in %s: %w", workspace, err)
-	}
-	return nil
+	return &Tombstone{OpID: op, Kind: k, Stamp: st}, nil
 }
 
 // Tombstone returns person's tombstone, or nil when there is none.
@@ -351,25 +352,34 @@ func (s *Store) Tombstone(ctx context.Context, workspace, person string) (*Tombs
 	if err := s.checkArgs("tombstone", workspace); err != nil {
 		return nil, err
 	}
-	v, err := s.rdb.Get(ctx, s.key(workspace, "tomb", person)).Result()
-	if errors.Is(err, redis.Nil) {
-		return nil, nil
-	}
+	v, err := s.rdb.HMGet(ctx, s.PersonKey(workspace, person), "t").Result()
 	if err != nil {
 		return nil, fmt.Errorf("idempotency: tombstone in %s: %w", workspace, err)
 	}
-	tb, err := parseTombstone(v)
-	if err != nil {
-		return nil, fmt.Errorf("idempotency: tombstone: %w", err)
+	str, ok := v[0].(string)
+	if !ok {
+		return nil, nil
 	}
-	return tb, nil
+	return parseTombstone(str)
 }
 
-func parseTombstone(v string) (*Tombstone, error) {
-	msStr, op, ok := strings.Cut(v, ":")
-	ms, err := strconv.ParseInt(msStr, 10, 64)
-	if !ok || err != nil {
-		return nil, fmt.Errorf("malformed tombstone %q", v)
+// IsDone reports whether opID has a done-marker.
+func (s *Store) IsDone(ctx context.Context, workspace, opID string) (bool, error) {
+	if err := s.checkArgs("is done", workspace); err != nil {
+		return false, err
 	}
-	return &Tombstone{OpID: op, At: time.UnixMicro(ms)}, nil
+	if err := checkItem("is done", Item{OpID: opID}); err != nil {
+		return false, err
+	}
+	v, err := s.rdb.Get(ctx, s.OpKey(workspace, opID)).Result()
+	if errors.Is(err, redis.Nil) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("idempotency: is done %s in %s: %w", opID, workspace, err)
+	}
+	return v == doneValue, nil
 }
+
+// doneValue is the value of a done-marker; a claim is "c:<token>".
+const doneValue = "d"

@@ -27,9 +27,6 @@ const (
 	// DefaultMaxConcurrentPerClient is how many requests one client (one
 	// Basic-auth site id) may have in flight; more are answered 429.
 	DefaultMaxConcurrentPerClient = 64
-	// DefaultEnqueueConcurrency is how many people's ops of one batch request
-	// are enqueued at once (each person's ops stay in request order).
-	DefaultEnqueueConcurrency = 16
 )
 
 // IdempotencyKeyHeader is the request header whose value becomes the
@@ -44,12 +41,14 @@ const MaxIdempotencyKeyBytes = producer.MaxKeyBytes - 8
 // ErrInvalidConfig is returned by New for a Config it cannot use.
 var ErrInvalidConfig = errors.New("ingest: invalid config")
 
-// Enqueuer takes one op durably: *producer.Producer is one. Enqueue returns
-// nil only once the op is stored (in Redis, or the producer's spool); an
-// error matching track.ErrInvalidOp means the op was refused and nothing was
-// stored; any other error means the op may not be stored.
+// Enqueuer takes the ops of one request durably, all or none:
+// *producer.Producer is one. EnqueueAll returns nil only once every op is
+// stored (in Redis, or the producer's spool); an error matching
+// track.ErrInvalidOp (a *producer.InvalidOpsError) means ops were refused and
+// nothing was stored; any other error means none was stored, or, when Redis
+// gave no answer in time, that the outcome is unknown.
 type Enqueuer interface {
-	Enqueue(ctx context.Context, op producer.Op) (producer.Result, error)
+	EnqueueAll(ctx context.Context, ops []producer.Op) ([]producer.Result, error)
 }
 
 // Workspace maps Basic-auth credentials to a workspace. It prints with the
@@ -93,9 +92,6 @@ type Config struct {
 	// more are answered 429 with a Track API error body and Retry-After: 1.
 	// Zero means DefaultMaxConcurrentPerClient (64).
 	MaxConcurrentPerClient int
-	// EnqueueConcurrency is how many people's ops of one batch request are
-	// enqueued at once. Zero means DefaultEnqueueConcurrency (16).
-	EnqueueConcurrency int
 	// Ready reports whether ops can be taken durably (Redis reachable, or
 	// the spool writable); /readyz answers 503 while it returns an error.
 	// Nil means always ready.
@@ -116,7 +112,6 @@ func (c Config) withDefaults() Config {
 	c.MaxEntityBodyBytes = cmp.Or(c.MaxEntityBodyBytes, DefaultMaxEntityBodyBytes)
 	c.MaxBatchBodyBytes = cmp.Or(c.MaxBatchBodyBytes, DefaultMaxBatchBodyBytes)
 	c.MaxConcurrentPerClient = cmp.Or(c.MaxConcurrentPerClient, DefaultMaxConcurrentPerClient)
-	c.EnqueueConcurrency = cmp.Or(c.EnqueueConcurrency, DefaultEnqueueConcurrency)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -157,8 +152,7 @@ func (c Config) validate() error {
 		name string
 		v    int64
 	}{{"max v1 body bytes", c.MaxV1BodyBytes}, {"max entity body bytes", c.MaxEntityBodyBytes},
-		{"max batch body bytes", c.MaxBatchBodyBytes}, {"max concurrent per client", int64(c.MaxConcurrentPerClient)},
-		{"enqueue concurrency", int64(c.EnqueueConcurrency)}} {
+		{"max batch body bytes", c.MaxBatchBodyBytes}, {"max concurrent per client", int64(c.MaxConcurrentPerClient)}} {
 		if f.v < 0 {
 			errs = append(errs, fmt.Errorf("%s %d is negative", f.name, f.v))
 		}

@@ -7,8 +7,6 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -151,100 +149,67 @@ func prepare(ws Workspace, op *track.Op, key string) (producer.Op, error) {
 
 // enqueueResult is what enqueue did with a request's ops.
 type enqueueResult struct {
-	// failed reports that the queue did not take some op: the request is
-	// answered 503 and may be retried.
+	// failed reports that the queue did not take the ops: the request is
+	// answered 503 and may be retried; none of its ops was queued (unless
+	// Redis gave no answer in time and the outcome is unknown).
 	failed bool
 	// invalid are the ops the producer refused (index into the ops given).
 	invalid []track.ItemError
 }
 
-// enqueue hands ops to the producer and waits until each is durable. One
-// person's ops are enqueued in request order, one after the other; up to
-// Config.EnqueueConcurrency people at once. The first failure of the queue
-// stops what has not started. The client's disconnect does not cancel a
-// request under way (the producer bounds each Enqueue).
+// enqueue hands the ops of one request to the producer in one call and
+// waits until they are all durable: one atomic enqueue (one Redis round
+// trip, or one spool record), so a request that fails queues none of its
+// ops and the client's retry cannot queue any twice. Ops the producer
+// refuses are reported and the others enqueued in a second call. The
+// client's disconnect does not cancel a request under way (the producer
+// bounds the wait by its Timeout, which the server's write timeout must
+// exceed).
 func (h *Handler) enqueue(ctx context.Context, ws Workspace, ops []producer.Op) enqueueResult {
-	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancel()
-	outcome := make([]error, len(ops))
-	done := make([]bool, len(ops))
-	var failed atomic.Bool
-	run := func(group []int) {
-		for _, i := range group {
-			if failed.Load() {
-				return
-			}
-			res, err := h.cfg.Producer.Enqueue(ctx, ops[i])
-			outcome[i], done[i] = err, true
-			switch {
-			case err == nil && res.Duplicate:
-				h.countOp(ws.Name, ops[i].Action, metrics.IngestDuplicate)
-			case err == nil:
-				h.countOp(ws.Name, ops[i].Action, metrics.IngestQueued)
-			case errors.Is(err, track.ErrInvalidOp):
-				h.countOp(ws.Name, ops[i].Action, metrics.IngestRejected)
-			default:
-				h.logEnqueueFailure(ctx, ws.Name, ops[i].Action, err)
-				if failed.CompareAndSwap(false, true) {
-					cancel()
-				}
-				return
-			}
-		}
-	}
-	groups := groupByPerson(ops)
-	if workers := min(h.cfg.EnqueueConcurrency, len(groups)); workers <= 1 {
-		for _, g := range groups {
-			run(g)
-		}
-	} else {
-		var next atomic.Int64
-		var wg sync.WaitGroup
-		for range workers {
-			wg.Go(func() {
-				for {
-					n := int(next.Add(1)) - 1
-					if n >= len(groups) {
-						return
-					}
-					run(groups[n])
-				}
-			})
-		}
-		wg.Wait()
+	ctx = context.WithoutCancel(ctx)
+	index := make([]int, len(ops)) // request index of ops[i]
+	for i := range index {
+		index[i] = i
 	}
 	var res enqueueResult
-	for i, err := range outcome {
-		switch {
-		case !done[i] || (err != nil && !errors.Is(err, track.ErrInvalidOp)):
-			res.failed = true
-			h.countOp(ws.Name, ops[i].Action, metrics.IngestFailed)
-		case err != nil:
-			res.invalid = append(res.invalid, track.NewItemError(i, err))
+	for len(ops) > 0 {
+		results, err := h.cfg.Producer.EnqueueAll(ctx, ops)
+		var ie *producer.InvalidOpsError
+		if errors.As(err, &ie) {
+			bad := make(map[int]bool, len(ie.Invalid))
+			for _, inv := range ie.Invalid {
+				bad[inv.Index] = true
+				res.invalid = append(res.invalid, track.NewItemError(index[inv.Index], inv.Err))
+				h.countOp(ws.Name, ops[inv.Index].Action, metrics.IngestRejected)
+			}
+			var keep []producer.Op
+			var keepIndex []int
+			for i := range ops {
+				if !bad[i] {
+					keep, keepIndex = append(keep, ops[i]), append(keepIndex, index[i])
+				}
+			}
+			ops, index = keep, keepIndex
+			continue
 		}
+		if err != nil {
+			h.logEnqueueFailure(ctx, ws.Name, len(ops), err)
+			for i := range ops {
+				h.countOp(ws.Name, ops[i].Action, metrics.IngestFailed)
+			}
+			res.failed = true
+			return res
+		}
+		for i, r := range results {
+			if r.Duplicate {
+				h.countOp(ws.Name, ops[i].Action, metrics.IngestDuplicate)
+			} else {
+				h.countOp(ws.Name, ops[i].Action, metrics.IngestQueued)
+			}
+		}
+		break
 	}
 	return res
-}
-
-// groupByPerson splits op indexes by person, in order of first appearance,
-// each group in request order.
-func groupByPerson(ops []producer.Op) [][]int {
-	if len(ops) == 1 {
-		return [][]int{{0}}
-	}
-	at := make(map[string]int, len(ops))
-	var groups [][]int
-	for i := range ops {
-		p := ops[i].Person().Key()
-		g, ok := at[p]
-		if !ok {
-			g = len(groups)
-			at[p] = g
-			groups = append(groups, nil)
-		}
-		groups[g] = append(groups[g], i)
-	}
-	return groups
 }
 
 // unavailable is the answer when the queue did not take every op: 503, a

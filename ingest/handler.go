@@ -258,7 +258,7 @@ func writeStatus(w http.ResponseWriter, status int, v any) {
 }
 
 // logEnqueueFailure logs an op the queue did not take (never its payload).
-func (h *Handler) logEnqueueFailure(ctx context.Context, ws string, action track.Action, err error) {
+func (h *Handler) logEnqueueFailure(ctx context.Context, ws string, ops int, err error) {
 	h.cfg.Logger.WarnContext(ctx, "ingest enqueue failed", slog.String("workspace", ws),
-		slog.String("action", string(action)), slog.String("error", err.Error()))
+		slog.Int("ops", ops), slog.String("error", err.Error()))
 }

@@ -34,12 +34,15 @@ type bundle struct {
 	h    *ingest.Handler
 	srv  *httptest.Server
 	insp *asynq.Inspector
+	// prefix is the producer's key prefix.
+	prefix string
 }
 
 func setup(t testing.TB, mod func(*ingest.Config)) *bundle {
 	t.Helper()
 	db := redistest.New(t)
-	p, err := producer.New(producer.Config{Client: db.Client, KeyPrefix: redistest.Prefix(t), Workspace: "unused"})
+	prefix := redistest.Prefix(t)
+	p, err := producer.New(producer.Config{Client: db.Client, KeyPrefix: prefix, Workspace: "unused"})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = p.Close(context.Background()) })
 	cfg := ingest.Config{Producer: p, Workspaces: []ingest.Workspace{{Name: wsName, SiteID: siteID, APIKey: apiKey}}}
@@ -52,7 +55,7 @@ func setup(t testing.TB, mod func(*ingest.Config)) *bundle {
 	t.Cleanup(srv.Close)
 	insp := asynq.NewInspector(db.ConnOpt())
 	t.Cleanup(func() { _ = insp.Close() })
-	return &bundle{db: db, prod: p, h: h, srv: srv, insp: insp}
+	return &bundle{db: db, prod: p, h: h, srv: srv, insp: insp, prefix: prefix}
 }
 
 // client returns the real Track API client pointed at ingest; header, when
@@ -146,7 +149,7 @@ type stubEnqueuer struct {
 	err     error
 }
 
-func (s *stubEnqueuer) Enqueue(ctx context.Context, op producer.Op) (producer.Result, error) {
+func (s *stubEnqueuer) EnqueueAll(ctx context.Context, ops []producer.Op) ([]producer.Result, error) {
 	if s.entered != nil {
 		s.entered <- struct{}{}
 	}
@@ -154,9 +157,13 @@ func (s *stubEnqueuer) Enqueue(ctx context.Context, op producer.Op) (producer.Re
 		<-s.release
 	}
 	if s.err != nil {
-		return producer.Result{}, s.err
+		return nil, s.err
 	}
-	return producer.Result{OpID: op.Key}, nil
+	res := make([]producer.Result, len(ops))
+	for i, op := range ops {
+		res[i] = producer.Result{OpID: op.Key}
+	}
+	return res, nil
 }
 
 func newServer(t testing.TB, h http.Handler) *httptest.Server {

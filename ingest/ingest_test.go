@@ -9,11 +9,13 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/oklog/ulid/v2"
 	"github.com/stretchr/testify/require"
 
+	"github.com/cioq/cioq/idempotency"
 	"github.com/cioq/cioq/ingest"
 	"github.com/cioq/cioq/internal/task"
 	"github.com/cioq/cioq/producer"
@@ -409,4 +411,51 @@ func TestNew_Config(t *testing.T) {
 	require.ErrorIs(t, err, ingest.ErrInvalidConfig)
 	w := ingest.Workspace{Name: "a", SiteID: "s", APIKey: "topsecret"}
 	require.NotContains(t, fmt.Sprintf("%v %+v %#v %s", w, w, w, w), "topsecret")
+}
+
+// TestRequestIsAllOrNothing: a request whose enqueue fails queues none of
+// its ops, so the client's retry (same body, no ids) queues each op once.
+func TestRequestIsAllOrNothing(t *testing.T) {
+	t.Parallel()
+	b := setup(t, nil)
+	ctx := context.Background()
+	idem := idempotency.New(b.db.Client, idempotency.Config{Prefix: b.prefix})
+	// A stamp key of the wrong type makes the enqueue script fail, as a
+	// Redis that refuses writes would.
+	require.NoError(t, b.db.Client.RPush(ctx, idem.StampKey(wsName), "x").Err())
+	body := []byte(`{"batch":[` +
+		`{"type":"person","identifiers":{"id":"a"},"action":"identify","attributes":{"plan":"pro"}},` +
+		`{"type":"person","identifiers":{"id":"b"},"action":"event","name":"signup"},` +
+		`{"type":"person","identifiers":{"id":"c"},"action":"suppress"}]}`)
+	status, _, _ := b.do(t, http.MethodPost, "/api/v2/batch", siteID, apiKey, body, nil)
+	require.Equal(t, http.StatusServiceUnavailable, status)
+	require.Empty(t, b.tasks(t), "nothing of the failed request is queued")
+
+	require.NoError(t, b.db.Client.Del(ctx, idem.StampKey(wsName)).Err())
+	status, _, _ = b.do(t, http.MethodPost, "/api/v2/batch", siteID, apiKey, body, nil)
+	require.Equal(t, http.StatusOK, status)
+	require.Len(t, b.tasks(t), 3, "the retry queues each op once")
+}
+
+// TestLargeBatchIsOneEnqueue: a batch of thousands of small ops is queued in
+// one step and answered (it used to take a round trip per op).
+func TestLargeBatchIsOneEnqueue(t *testing.T) {
+	t.Parallel()
+	b := setup(t, nil)
+	var sb strings.Builder
+	sb.WriteString(`{"batch":[`)
+	const n = 6918
+	for i := range n {
+		if i > 0 {
+			sb.WriteByte(',')
+		}
+		fmt.Fprintf(&sb, `{"type":"person","identifiers":{"id":"%d"},"action":"event","name":"e"}`, i)
+	}
+	sb.WriteString(`]}`)
+	require.Less(t, sb.Len(), track.MaxBatchBytes)
+	start := time.Now()
+	status, _, body := b.do(t, http.MethodPost, "/api/v2/batch", siteID, apiKey, []byte(sb.String()), nil)
+	t.Logf("%d ops answered in %s", n, time.Since(start))
+	require.Equal(t, http.StatusOK, status, string(body))
+	require.Len(t, b.tasks(t), n)
 }

@@ -9,9 +9,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hibiken/asynq"
-
 	"github.com/cioq/cioq/internal/task"
+	"github.com/cioq/cioq/internal/taskq"
 	"github.com/cioq/cioq/track"
 )
 
@@ -125,8 +124,14 @@ type BulkWriter struct {
 	p    *Producer
 	opts BulkOptions
 	bs   bulkSink
-	last time.Time
 	n    int
+
+	// stamps reserved per workspace (stamp.go of package idempotency): the
+	// next one to give and how many are left. Ops take their stamps in
+	// input order as they are added, so the order holds however the bulk
+	// tasks race to Redis.
+	next map[string]int64
+	left map[string]int
 
 	packs map[string]*pack
 
@@ -160,7 +165,8 @@ func (p *Producer) NewBulkWriter(opts BulkOptions) (*BulkWriter, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: the producer's sink cannot store bulk tasks", ErrInvalidConfig)
 	}
-	w := &BulkWriter{p: p, opts: opts, bs: bs, packs: map[string]*pack{}, jobs: make(chan *task.Bulk)}
+	w := &BulkWriter{p: p, opts: opts, bs: bs, packs: map[string]*pack{}, jobs: make(chan *task.Bulk),
+		next: map[string]int64{}, left: map[string]int{}}
 	for range opts.Pipeline {
 		w.wg.Add(1)
 		go w.run()
@@ -196,14 +202,11 @@ func (w *BulkWriter) Add(ctx context.Context, op Op) error {
 		}
 		return w.fail(err)
 	}
-	if !payload.EnqueuedAt.After(w.last) {
-		payload.EnqueuedAt = w.last.Add(time.Microsecond)
-	}
-	w.last = payload.EnqueuedAt
+	payload.EnqueuedAt = task.TimeOfStamp(w.stamp(ctx, payload.Workspace))
 	w.mu.Lock()
 	w.res.Ops++
 	w.mu.Unlock()
-	if payload.Action.IsCritical() {
+	if task.Critical(payload.Action) {
 		return w.putCritical(ctx, payload)
 	}
 	pk := w.packs[payload.Workspace]
@@ -234,13 +237,40 @@ func (w *BulkWriter) Add(ctx context.Context, op Op) error {
 	return nil
 }
 
-// putCritical queues a suppress, unsuppress or delete as Enqueue does: its
-// tombstone first, then one task on the critical lane.
+// stamp returns the next stamp of workspace ws, reserving a block of
+// MaxOps stamps in one round trip when none is left. When Redis does not
+// answer it returns 0 for the next MaxOps ops: they are stamped as they
+// reach Redis (through the spool, in order).
+func (w *BulkWriter) stamp(ctx context.Context, ws string) int64 {
+	if w.left[ws] == 0 {
+		rctx, cancel := context.WithTimeout(ctx, w.p.cfg.Timeout)
+		first, err := w.p.stamps.ReserveStamps(rctx, ws, w.opts.MaxOps)
+		cancel()
+		if err != nil {
+			first = 0
+		}
+		w.next[ws], w.left[ws] = first, w.opts.MaxOps
+	}
+	s := w.next[ws]
+	if s != 0 {
+		w.next[ws]++
+	}
+	w.left[ws]--
+	return s
+}
+
+// putCritical queues a suppress, unsuppress or delete as Enqueue does: one
+// task on the critical lane (a delete or suppress writes its tombstone in
+// the same step), with the stamp its input position gave it.
 func (w *BulkWriter) putCritical(ctx context.Context, payload *task.Payload) error {
 	if !w.p.begin() {
 		return w.fail(fmt.Errorf("producer: bulk: %w", ErrClosed))
 	}
-	st, err := w.p.put(ctx, &entry{payload: payload, tombstone: payload.Action.IsTombstone()})
+	sts, err := w.p.put(ctx, []*entry{{payload: payload}})
+	var st stored
+	if err == nil {
+		st = sts[0]
+	}
 	if err != nil {
 		return w.fail(fmt.Errorf("producer: bulk: enqueue %s %s: %w: %w", payload.Action, payload.OpID, ErrUnavailable, err))
 	}
@@ -390,17 +420,17 @@ func (p *Producer) EnqueueBulkSeq(ctx context.Context, ops iter.Seq[Op]) (BulkRe
 // putBulk queues b as one bulk task; a task with the same id already
 // queued is reported as a duplicate.
 func (s *redisSink) putBulk(ctx context.Context, b *task.Bulk) (stored, error) {
-	_, err := s.client.EnqueueContext(ctx, task.NewBulkTask(b, asynq.MaxRetry(s.maxRetry)))
-	if errors.Is(err, asynq.ErrTaskIDConflict) {
-		return stored{duplicate: true}, nil
+	res, err := s.commit.write(ctx, []taskq.Task{taskq.Bulk(b, s.maxRetry)}, nil)
+	if err != nil {
+		return stored{}, err
 	}
-	return stored{}, err
+	return stored{duplicate: res[0].Duplicate}, nil
 }
 
 // putBulk queues b as one bulk task while Redis answers. While the spool
-// holds ops, or when Redis fails, each op of b goes to the spool as its own
-// record (bulk ops carry no tombstone): replayed, they become single-op
-// tasks under their own op ids.
+// holds ops, or when Redis fails, the ops of b go to the spool as one
+// record: replayed, they become single-op tasks under their own op ids,
+// queued in one step.
 func (s *spoolSink) putBulk(ctx context.Context, b *task.Bulk) (stored, error) {
 	if !s.sp.isDegraded() {
 		live, ok := s.live.(bulkSink)
@@ -415,10 +445,12 @@ func (s *spoolSink) putBulk(ctx context.Context, b *task.Bulk) (stored, error) {
 			s.log.WarnContext(ctx, "redis unavailable; spooling ops to disk", "error", err.Error())
 		}
 	}
-	for _, p := range b.Ops {
-		if err := s.sp.append(&entry{payload: p}); err != nil {
-			return stored{}, err
-		}
+	es := make([]*entry, len(b.Ops))
+	for i, p := range b.Ops {
+		es[i] = &entry{payload: p}
+	}
+	if err := s.sp.append(es); err != nil {
+		return stored{}, err
 	}
 	return stored{spooled: true}, nil
 }

@@ -240,7 +240,7 @@ func TestEnqueueBulkSpoolsWhileRedisIsDown(t *testing.T) {
 	res, err := p.EnqueueBulk(ctx, ops)
 	require.NoError(t, err)
 	require.Equal(t, producer.BulkResult{Ops: 2100, Spooled: 2100}, res)
-	require.Equal(t, int64(2100), p.SpoolStats().Depth, "one spool record per op: replayed as single-op tasks")
+	require.Equal(t, int64(2100), p.SpoolStats().Depth, "every op spooled: replayed as single-op tasks")
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	require.NoError(t, p.Close(cctx))

@@ -15,13 +15,16 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/hibiken/asynq"
 	"github.com/oklog/ulid/v2"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/cioq/cioq/idempotency"
 	"github.com/cioq/cioq/internal/metrics"
 	"github.com/cioq/cioq/internal/task"
+	"github.com/cioq/cioq/internal/taskq"
+	"github.com/cioq/cioq/internal/tracing"
 	"github.com/cioq/cioq/track"
 )
 
@@ -72,6 +75,7 @@ type Producer struct {
 	spool   *spoolSink // nil without Config.Spool.Dir; else also sink
 	entropy *ulid.LockedMonotonicReader
 	m       *metrics.Producer
+	stamps  *idempotency.Store // stamp reservations for bulk writers
 
 	mu       sync.RWMutex // guards closed against inflight.Add
 	closed   bool
@@ -101,11 +105,20 @@ func New(cfg Config) (*Producer, error) {
 		}
 		rdb, owned = c, true
 	}
+	idem := idempotency.New(rdb, idempotency.Config{Prefix: cfg.KeyPrefix})
+	w := taskq.New(rdb, idem)
+	hist := newHistory(cfg, rdb) // history.go
+	if hist != nil {
+		// Best effort: the committer loads it again when Redis lost it.
+		lctx, cancel := context.WithTimeout(context.Background(), cfg.Timeout)
+		_ = hist.Load(lctx)
+		cancel()
+	}
 	s := &redisSink{
-		client:   asynq.NewClientFromRedisClient(rdb),
-		tombs:    idempotency.New(rdb, idempotency.Config{Prefix: cfg.KeyPrefix}),
+		w:        w,
+		commit:   newCommitter(w, hist, cfg.Logger, cfg.Timeout),
 		maxRetry: max(cfg.MaxRetry, 0),
-		hist:     newHistory(cfg, rdb), // history.go
+		hist:     hist,
 		log:      cfg.Logger,
 	}
 	if owned {
@@ -117,7 +130,7 @@ func New(cfg Config) (*Producer, error) {
 			return nil, fmt.Errorf("producer: register metrics: %w", err)
 		}
 		p := newProducer(cfg, s)
-		p.m = m
+		p.m, p.stamps = m, idem
 		return p, nil
 	}
 	sp, err := openSpool(cfg.Spool, cfg.Logger, m)
@@ -133,7 +146,7 @@ func New(cfg Config) (*Producer, error) {
 	ss := newSpoolSink(s, sp, cfg)
 	p := newProducer(cfg, ss)
 	p.spool = ss
-	p.m = m
+	p.m, p.stamps = m, idem
 	return p, nil
 }
 
@@ -153,7 +166,9 @@ func newProducer(cfg Config, s sink) *Producer {
 // gets an event id: the caller's op.ID (which must be a ULID), else the op id
 // when it is a ULID, else a ULID derived from workspace and key (so a repeat
 // carries the same id). `timestamp` is op.Timestamp, else op.Op.Timestamp,
-// else now. A delete or suppress first writes a tombstone for its person.
+// else now. The op's stamp (its place in its workspace's order, on Redis's
+// clock) is given as it is queued, in the same atomic step as the task, its
+// order registration and, for a delete or suppress, its person's tombstone.
 //
 // Errors: an invalid op returns an error matching track.ErrInvalidOp (a
 // *track.ValidationError) and queues nothing; a Redis failure or no answer
@@ -181,7 +196,7 @@ func (p *Producer) Enqueue(ctx context.Context, op Op) (Result, error) {
 	if !p.begin() {
 		return Result{}, fmt.Errorf("producer: enqueue %s: %w", op.Action, ErrClosed)
 	}
-	st, err := p.putTraced(ctx, &entry{payload: payload, tombstone: payload.Action.IsTombstone()})
+	st, err := p.putTraced(ctx, &entry{payload: payload})
 	p.m.EnqueueDuration.Observe(time.Since(start).Seconds())
 	if err != nil {
 		p.m.Enqueued.WithLabelValues(payload.Workspace, "failed").Inc()
@@ -191,14 +206,98 @@ func (p *Producer) Enqueue(ctx context.Context, op Op) (Result, error) {
 		return Result{}, fmt.Errorf("producer: enqueue %s %s: %w: %w", payload.Action, payload.OpID, ErrUnavailable, err)
 	}
 	res.Duplicate, res.Spooled = st.duplicate, st.spooled
-	outcome := "queued"
+	p.m.Enqueued.WithLabelValues(payload.Workspace, res.outcome()).Inc()
+	return res, nil
+}
+
+func (r Result) outcome() string {
 	switch {
-	case res.Duplicate:
-		outcome = "duplicate"
-	case res.Spooled:
-		outcome = "spooled"
+	case r.Duplicate:
+		return "duplicate"
+	case r.Spooled:
+		return "spooled"
 	}
-	p.m.Enqueued.WithLabelValues(payload.Workspace, outcome).Inc()
+	return "queued"
+}
+
+// InvalidOpsError is EnqueueAll's error when some ops are invalid: nothing
+// was queued. It matches track.ErrInvalidOp.
+type InvalidOpsError struct {
+	// Invalid lists the invalid ops, in input order.
+	Invalid []InvalidOp
+}
+
+func (e *InvalidOpsError) Error() string {
+	if len(e.Invalid) == 1 {
+		return fmt.Sprintf("producer: op %d: %v", e.Invalid[0].Index, e.Invalid[0].Err)
+	}
+	return fmt.Sprintf("producer: %d invalid ops (op %d: %v)", len(e.Invalid), e.Invalid[0].Index, e.Invalid[0].Err)
+}
+
+// Is matches track.ErrInvalidOp.
+func (e *InvalidOpsError) Is(target error) bool { return target == track.ErrInvalidOp }
+
+// EnqueueAll validates and stamps every op as Enqueue does, then queues
+// them all or none: the ops of one workspace go to Redis in one atomic
+// script (on a Redis Cluster, atomic per Redis slot only), or, with a
+// spool, to the spool as one record. It returns one Result per op, in
+// order; a repeat of an op already queued is Result.Duplicate. It is what
+// an HTTP request with many ops needs: when it fails, none of its ops is
+// queued, so the client's retry cannot queue any twice.
+//
+// Errors: any invalid op returns an *InvalidOpsError (matching
+// track.ErrInvalidOp) and queues nothing; otherwise as Enqueue.
+func (p *Producer) EnqueueAll(ctx context.Context, ops []Op) ([]Result, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("producer: enqueue: %w", context.Cause(ctx))
+	}
+	if p.isClosed() {
+		return nil, fmt.Errorf("producer: enqueue: %w", ErrClosed)
+	}
+	if len(ops) == 0 {
+		return nil, nil
+	}
+	start := time.Now()
+	es := make([]*entry, len(ops))
+	res := make([]Result, len(ops))
+	var invalid []InvalidOp
+	for i, op := range ops {
+		payload, r, err := p.prepare(op)
+		if err != nil {
+			invalid = append(invalid, InvalidOp{Index: i, Err: err})
+			p.m.Enqueued.WithLabelValues(cmp.Or(op.Workspace, p.cfg.Workspace), "invalid").Inc()
+			continue
+		}
+		es[i], res[i] = &entry{payload: payload}, r
+	}
+	if len(invalid) > 0 {
+		return nil, &InvalidOpsError{Invalid: invalid}
+	}
+	if !p.begin() {
+		return nil, fmt.Errorf("producer: enqueue: %w", ErrClosed)
+	}
+	if tr := tracing.Tracer(p.cfg.TracerProvider); tr != nil {
+		var span trace.Span
+		ctx, span = tr.Start(ctx, SpanEnqueue, trace.WithSpanKind(trace.SpanKindProducer),
+			trace.WithAttributes(attribute.String("cioq.workspace", es[0].payload.Workspace), attribute.Int("cioq.ops", len(es))))
+		defer span.End()
+		h := tracing.Inject(ctx)
+		for _, e := range es {
+			e.headers = h
+		}
+	}
+	st, err := p.put(ctx, es)
+	p.m.EnqueueDuration.Observe(time.Since(start).Seconds())
+	if err != nil {
+		p.m.Enqueued.WithLabelValues(es[0].payload.Workspace, "failed").Add(float64(len(es)))
+		p.cfg.Logger.WarnContext(ctx, "enqueue failed", slog.String("workspace", es[0].payload.Workspace),
+			slog.Int("ops", len(es)), slog.String("error", err.Error()))
+		return nil, fmt.Errorf("producer: enqueue %d ops: %w: %w", len(es), ErrUnavailable, err)
+	}
+	for i := range res {
+		res[i].Duplicate, res[i].Spooled = st[i].duplicate, st[i].spooled
+		p.m.Enqueued.WithLabelValues(es[i].payload.Workspace, res[i].outcome()).Inc()
+	}
 	return res, nil
 }
 
@@ -220,42 +319,25 @@ func (p *Producer) begin() bool {
 	return true
 }
 
-// put hands e to the sink, waiting at most Config.Timeout or until ctx is
-// done. A put that outlives the wait is left to finish on its own (the sink
-// gets a context cancelled on return, and Close waits for it); its op may
-// still be queued, which a retry with the same key reports as a duplicate.
+// put hands the unit es to the sink, waiting at most Config.Timeout or until
+// ctx is done. A put that outlives the wait is left to finish on its own
+// (Close waits for it); its ops may still be queued, which a retry with the
+// same keys reports as duplicates.
 //
 // With a spool the spool sink bounds the wait itself (Spool.Budget).
-func (p *Producer) put(ctx context.Context, e *entry) (stored, error) {
+func (p *Producer) put(ctx context.Context, es []*entry) ([]stored, error) {
+	defer p.inflight.Done()
+	defer p.running.Add(-1)
 	if p.spool != nil {
-		defer p.inflight.Done()
-		defer p.running.Add(-1)
-		return p.spool.put(ctx, e)
+		return p.spool.put(ctx, es)
 	}
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
 	defer cancel()
-	type outcome struct {
-		st  stored
-		err error
+	st, err := p.sink.put(ctx, es)
+	if err != nil && ctx.Err() != nil {
+		return nil, fmt.Errorf("no answer from Redis in time: %w", context.Cause(ctx))
 	}
-	done := make(chan outcome, 1)
-	go func() {
-		defer p.inflight.Done()
-		defer p.running.Add(-1)
-		st, err := p.sink.put(ctx, e)
-		done <- outcome{st, err}
-	}()
-	select {
-	case o := <-done:
-		return o.st, o.err
-	case <-ctx.Done():
-		select {
-		case o := <-done: // finished at the same moment: keep its answer
-			return o.st, o.err
-		default:
-		}
-		return stored{}, fmt.Errorf("no answer from Redis in time: %w", context.Cause(ctx))
-	}
+	return st, err
 }
 
 // SpoolStats returns the spool's depth, size and counters; all zero when
@@ -318,12 +400,12 @@ func (p *Producer) prepare(op Op) (*task.Payload, Result, error) {
 		return fail(err)
 	}
 	payload := &task.Payload{
-		Workspace:  ws,
-		OpID:       opID,
-		Action:     o.Action,
-		Person:     o.Person().Key(),
-		EnqueuedAt: now.Truncate(time.Microsecond),
-		Op:         body,
+		Workspace: ws,
+		OpID:      opID,
+		Action:    o.Action,
+		Person:    o.Person().Key(),
+		Timestamp: o.Timestamp,
+		Op:        body, // EnqueuedAt: stamped by Redis as the op is queued
 	}
 	res := Result{
 		OpID:   opID,

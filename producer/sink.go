@@ -2,23 +2,18 @@ package producer
 
 import (
 	"context"
-	"errors"
 	"io"
 	"log/slog"
 	"time"
 
-	"github.com/hibiken/asynq"
-
 	"github.com/cioq/cioq/history"
 	"github.com/cioq/cioq/internal/task"
+	"github.com/cioq/cioq/internal/taskq"
 )
 
 // entry is one prepared op on its way to storage.
 type entry struct {
 	payload *task.Payload
-	// tombstone asks for a tombstone for payload.Person at
-	// payload.EnqueuedAt before the task is queued (delete, suppress).
-	tombstone bool
 	// headers are the task headers (the caller's trace context); nil for
 	// none. The spool does not keep them.
 	headers map[string]string
@@ -32,53 +27,68 @@ type stored struct {
 	spooled bool
 }
 
-// sink stores prepared ops durably. redisSink is the live path; spoolSink
+// sink stores prepared ops durably, a unit at a time: the ops of one put
+// are all stored or none is. redisSink is the live path; spoolSink
 // (spool_sink.go) wraps it and takes ops into the on-disk spool while Redis
 // is unreachable or slow, replaying them when it returns.
 type sink interface {
-	// put stores e.
-	put(ctx context.Context, e *entry) (stored, error)
+	// put stores the ops of es as one unit and says where each went.
+	put(ctx context.Context, es []*entry) ([]stored, error)
 	// close releases what the sink owns, within ctx.
 	close(ctx context.Context) error
 }
 
-// tombstoner writes delete/suppress tombstones; *idempotency.Store is one.
-type tombstoner interface {
-	SetTombstone(ctx context.Context, workspace, person string, at time.Time, opID string) error
-}
-
-// redisSink queues each op as one asynq task.
+// redisSink queues each op as one asynq task, through the group commit:
+// one enqueue script stamps, registers and queues a unit's ops atomically
+// (delete and suppress write their tombstones in the same step).
 type redisSink struct {
-	client   *asynq.Client
-	tombs    tombstoner
+	w        *taskq.Writer
+	commit   *committer
 	maxRetry int
 	closer   io.Closer      // the Redis connection when the Producer made it
 	hist     *history.Store // op history; nil when off (history.go)
 	log      *slog.Logger
 }
 
-func (s *redisSink) put(ctx context.Context, e *entry) (stored, error) {
-	p := e.payload
-	if e.tombstone {
-		// Before the task: once the task can run, every older op of the
-		// person must already be dropped.
-		if err := s.tombs.SetTombstone(ctx, p.Workspace, p.Person, p.EnqueuedAt, p.OpID); err != nil {
-			return stored{}, err
-		}
+func (s *redisSink) put(ctx context.Context, es []*entry) ([]stored, error) {
+	tasks := make([]taskq.Task, len(es))
+	for i, e := range es {
+		tasks[i] = taskq.Single(e.payload, s.maxRetry, e.headers)
 	}
-	_, err := s.client.EnqueueContext(ctx, task.NewTaskWithHeaders(p, e.headers, asynq.MaxRetry(s.maxRetry)))
-	if errors.Is(err, asynq.ErrTaskIDConflict) {
-		return stored{duplicate: true}, nil
+	res, err := s.commit.write(ctx, tasks, s.historyOf(es))
+	if err != nil {
+		return nil, err
 	}
-	if err == nil {
-		if herr := s.recordEnqueued(ctx, p); herr != nil && s.log != nil {
-			s.log.WarnContext(ctx, "op history not written", "op_id", p.OpID, "error", herr.Error())
-		}
+	out := make([]stored, len(es))
+	for i, r := range res {
+		out[i].duplicate = r.Duplicate
 	}
-	return stored{}, err
+	return out, nil
+}
+
+// historyOf returns the enqueued events that seed the histories of es (and
+// add them to their persons' indexes), by workspace; nil when history is
+// off. They are written in the enqueue's round trip; the seed's time is
+// this process's clock (the op's stamp is Redis's).
+func (s *redisSink) historyOf(es []*entry) map[string][]history.Record {
+	if s.hist == nil {
+		return nil
+	}
+	now := time.Now()
+	out := make(map[string][]history.Record, 1)
+	for _, e := range es {
+		p := e.payload
+		out[p.Workspace] = append(out[p.Workspace], history.Record{
+			OpID: p.OpID, Person: p.Person, EnqueuedAt: now,
+			Seed: history.Event{Kind: history.KindEnqueued, At: now, Queue: task.Queue(p.Workspace, p.Action),
+				Action: string(p.Action), Ref: p.Person},
+		})
+	}
+	return out
 }
 
 func (s *redisSink) close(context.Context) error {
+	s.commit.close()
 	if s.closer == nil {
 		return nil
 	}

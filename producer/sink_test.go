@@ -9,72 +9,56 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/stretchr/testify/require"
 
+	"github.com/cioq/cioq/idempotency"
 	"github.com/cioq/cioq/internal/redistest"
 	"github.com/cioq/cioq/internal/task"
 )
 
-// tombstoneFunc adapts a function to tombstoner.
-type tombstoneFunc func(ctx context.Context, workspace, person string, at time.Time, opID string) error
-
-func (f tombstoneFunc) SetTombstone(ctx context.Context, workspace, person string, at time.Time, opID string) error {
-	return f(ctx, workspace, person, at, opID)
-}
-
-func TestRedisSinkTombstoneOrder(t *testing.T) {
+// TestTombstoneAndTaskInOneStep: a delete's task, its stamp and its
+// person's tombstone are written by one script: both or neither.
+func TestTombstoneAndTaskInOneStep(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	newProducerWith := func(t *testing.T, tombs tombstoneFunc) (*Producer, *asynq.Inspector) {
+	setup := func(t *testing.T) (*Producer, *asynq.Inspector, *idempotency.Store, *redistest.DB) {
 		db := redistest.New(t)
-		insp := asynq.NewInspector(db.ConnOpt())
-		t.Cleanup(func() { _ = insp.Close() })
-		s := &redisSink{client: asynq.NewClientFromRedisClient(db.Client), tombs: tombs, maxRetry: 3}
-		p := newProducer(Config{Timeout: 30 * time.Second}.withDefaults(), s)
-		t.Cleanup(func() { require.NoError(t, p.Close(ctx)) })
-		return p, insp
-	}
-	pendingCritical := func(t *testing.T, insp *asynq.Inspector) int {
-		tasks, err := insp.ListPendingTasks(task.QueueCritical)
-		if errors.Is(err, asynq.ErrQueueNotFound) {
-			return 0
-		}
+		prefix := redistest.Prefix(t)
+		p, err := New(Config{Client: db.Client, KeyPrefix: prefix, MaxRetry: 3, Timeout: 30 * time.Second})
 		require.NoError(t, err)
-		return len(tasks)
+		t.Cleanup(func() { require.NoError(t, p.Close(ctx)) })
+		insp := asynq.NewInspectorFromRedisClient(db.Client)
+		return p, insp, idempotency.New(db.Client, idempotency.Config{Prefix: prefix}), db
 	}
 
-	t.Run("WrittenBeforeTheTask", func(t *testing.T) {
+	t.Run("WrittenTogetherAtTheOpsStamp", func(t *testing.T) {
 		t.Parallel()
-		// The sink runs on its own goroutine: record, then assert here.
-		var insp *asynq.Inspector
-		type call struct {
-			ws, person, opID string
-			pendingBefore    int
-			pendingErr       error
-		}
-		var calls []call
-		p, insp := newProducerWith(t, func(ctx context.Context, ws, person string, at time.Time, opID string) error {
-			tasks, err := insp.ListPendingTasks(task.QueueCritical)
-			if errors.Is(err, asynq.ErrQueueNotFound) {
-				err = nil
-			}
-			calls = append(calls, call{ws: ws, person: person, opID: opID, pendingBefore: len(tasks), pendingErr: err})
-			return nil
-		})
+		p, insp, idem, _ := setup(t)
 		res, err := p.Delete(ctx, "u1")
 		require.NoError(t, err)
-		require.Equal(t, []call{{ws: "default", person: "id:u1", opID: res.OpID}}, calls,
-			"one tombstone, written while no task was queued")
-		require.Equal(t, 1, pendingCritical(t, insp))
 		info, err := insp.GetTaskInfo(task.QueueCritical, res.TaskID)
 		require.NoError(t, err)
-		require.Equal(t, 3, info.MaxRetry)
+		require.Equal(t, task.MaxRetry(3), info.MaxRetry)
+		pl, err := task.Decode(info.Payload)
+		require.NoError(t, err)
+		require.NotZero(t, pl.Stamp(), "stamped by Redis as it was queued")
+		require.WithinDuration(t, time.Now(), pl.EnqueuedAt, time.Minute)
+		tb, err := idem.Tombstone(ctx, "default", "id:u1")
+		require.NoError(t, err)
+		require.Equal(t, &idempotency.Tombstone{OpID: res.OpID, Kind: idempotency.KindDelete, Stamp: pl.Stamp()}, tb)
 	})
-	t.Run("FailureQueuesNothing", func(t *testing.T) {
+	t.Run("FailureWritesNeither", func(t *testing.T) {
 		t.Parallel()
-		boom := errors.New("READONLY You can't write against a read only replica")
-		p, insp := newProducerWith(t, func(context.Context, string, string, time.Time, string) error { return boom })
+		p, insp, idem, db := setup(t)
+		// A stamp key of the wrong type makes the script fail before it
+		// writes anything.
+		require.NoError(t, db.Client.RPush(ctx, idem.StampKey("default"), "x").Err())
 		_, err := p.Suppress(ctx, "u1")
 		require.ErrorIs(t, err, ErrUnavailable)
-		require.ErrorIs(t, err, boom)
-		require.Equal(t, 0, pendingCritical(t, insp))
+		tb, err := idem.Tombstone(ctx, "default", "id:u1")
+		require.NoError(t, err)
+		require.Nil(t, tb)
+		_, err = insp.ListPendingTasks(task.QueueCritical)
+		require.True(t, err == nil || errors.Is(err, asynq.ErrQueueNotFound))
+		tasks, _ := insp.ListPendingTasks(task.QueueCritical)
+		require.Empty(t, tasks)
 	})
 }

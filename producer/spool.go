@@ -22,7 +22,8 @@ type segment struct {
 	seq     uint64
 	path    string
 	size    int64 // bytes of whole records written
-	pending int64 // intact ops not yet replayed
+	pending int64 // intact records not yet replayed
+	ops     int64 // ops in those records (a group record holds several)
 	sealed  bool  // no more appends: deleted once read to the end
 }
 
@@ -104,7 +105,7 @@ func (s *spool) load() error {
 			continue
 		}
 		s.segs = append(s.segs, seg)
-		s.depth += seg.pending
+		s.depth += seg.ops
 		s.bytes += seg.size
 	}
 	slices.SortFunc(s.segs, func(a, b *segment) int { return cmpUint(a.seq, b.seq) })
@@ -154,7 +155,7 @@ func (s *spool) check(seg *segment) error {
 			return err
 		}
 	}
-	seg.size, seg.pending = sc.end, sc.records
+	seg.size, seg.pending, seg.ops = sc.end, sc.records, sc.ops
 	return nil
 }
 
@@ -175,15 +176,21 @@ func (s *spool) markDegraded() bool {
 	return !was && s.degraded
 }
 
-// append writes e at the end of the spool and marks it degraded. It returns
-// an error matching ErrSpoolFull when MaxBytes (or the disk) is reached.
-func (s *spool) append(e *entry) error {
+// append writes es (one op, or a unit's ops as one record) at the end of
+// the spool and marks it degraded. It returns an error matching
+// ErrSpoolFull when MaxBytes (or the disk) is reached: then nothing of es
+// is spooled.
+func (s *spool) append(es []*entry) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return ErrClosed
 	}
-	s.buf = appendRecord(s.buf[:0], e)
+	s.buf = appendRecord(s.buf[:0], es)
+	if len(s.buf)-recordHeader > maxRecordBody {
+		return fmt.Errorf("producer: spool: a unit of %d ops is %d bytes, more than one record holds (%d)",
+			len(es), len(s.buf)-recordHeader, maxRecordBody)
+	}
 	rec := int64(len(s.buf))
 	if s.bytes+rec > s.cfg.MaxBytes {
 		return s.reject(nil)
@@ -217,8 +224,9 @@ func (s *spool) append(e *entry) error {
 	}
 	seg.size += rec
 	seg.pending++
+	seg.ops += int64(len(es))
 	s.bytes += rec
-	s.depth++
+	s.depth += int64(len(es))
 	s.degraded = true
 	s.dirty = true
 	if s.cfg.Fsync == FsyncAlways {

@@ -21,11 +21,11 @@ import (
 
 var spoolNow = time.Date(2026, 11, 24, 10, 30, 15, 123_456_000, time.UTC)
 
-// testEntry returns entry i: a delete (tombstone) every fifth, else an event.
+// testEntry returns entry i: a delete every fifth, else an event.
 func testEntry(i int) *entry {
-	action, tomb := track.ActionEvent, false
+	action := track.ActionEvent
 	if i%5 == 4 {
-		action, tomb = track.ActionDelete, true
+		action = track.ActionDelete
 	}
 	return &entry{
 		payload: &task.Payload{
@@ -34,9 +34,9 @@ func testEntry(i int) *entry {
 			Action:     action,
 			Person:     fmt.Sprintf("id:u%d", i%7),
 			EnqueuedAt: spoolNow.Add(time.Duration(i) * time.Microsecond),
+			Timestamp:  1_764_000_000 + int64(i),
 			Op:         fmt.Appendf(nil, `{"type":"person","action":%q,"identifiers":{"id":"u%d"},"n":%d}`, action, i%7, i),
 		},
-		tombstone: tomb,
 	}
 }
 
@@ -66,7 +66,7 @@ func readAll(t *testing.T, s *spool) []*entry {
 		if !ok {
 			break
 		}
-		got = append(got, rec.e)
+		got = append(got, rec.es...)
 		s.ack(rd, rec)
 	}
 	drained, err := s.drain(rd)
@@ -85,7 +85,7 @@ func writeSegment(t *testing.T, n int) (data []byte, starts []int) {
 	t.Helper()
 	for i := range n {
 		starts = append(starts, len(data))
-		data = appendRecord(data, testEntry(i))
+		data = appendRecord(data, []*entry{testEntry(i)})
 	}
 	return data, starts
 }
@@ -111,7 +111,7 @@ func TestSpoolRecordRoundTrip(t *testing.T) {
 	s := openTestSpool(t, testSpoolConfig(t.TempDir()))
 	want := entries(0, 20)
 	for _, e := range want {
-		require.NoError(t, s.append(e))
+		require.NoError(t, s.append([]*entry{e}))
 	}
 	require.Equal(t, int64(20), s.stats().Depth)
 	require.True(t, s.stats().Degraded)
@@ -225,13 +225,13 @@ func TestSpoolOpenSkipsCorruptRecords(t *testing.T) {
 func TestSpoolFull(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	rec := int64(len(appendRecord(nil, testEntry(0))))
+	rec := int64(len(appendRecord(nil, []*entry{testEntry(0)})))
 	cfg := SpoolConfig{Dir: dir, Fsync: FsyncNever, MaxBytes: 10*rec + rec/2, SegmentBytes: 3 * rec}.withDefaults()
 	s := openTestSpool(t, cfg)
 	accepted := 0
 	var full error
 	for i := range 20 {
-		err := s.append(testEntry(i % 4)) // same size: ids op-0000..op-0003
+		err := s.append([]*entry{testEntry(i % 4)}) // same size: ids op-0000..op-0003
 		if err != nil {
 			full = err
 			break
@@ -240,7 +240,7 @@ func TestSpoolFull(t *testing.T) {
 	}
 	require.Equal(t, 10, accepted)
 	require.ErrorIs(t, full, ErrSpoolFull)
-	require.ErrorIs(t, s.append(testEntry(0)), ErrSpoolFull, "still full")
+	require.ErrorIs(t, s.append([]*entry{testEntry(0)}), ErrSpoolFull, "still full")
 	st := s.stats()
 	require.Equal(t, SpoolStats{Depth: 10, Bytes: 10 * rec, Segments: 4, Rejected: 2, Degraded: true}, st)
 
@@ -249,7 +249,7 @@ func TestSpoolFull(t *testing.T) {
 	s2 := openTestSpool(t, cfg)
 	require.Equal(t, int64(10), s2.stats().Depth)
 	require.Len(t, readAll(t, s2), 10)
-	require.NoError(t, s2.append(testEntry(0)), "room again once replayed")
+	require.NoError(t, s2.append([]*entry{testEntry(0)}), "room again once replayed")
 }
 
 func TestSpoolFsyncPolicies(t *testing.T) {
@@ -262,13 +262,13 @@ func TestSpoolFsyncPolicies(t *testing.T) {
 	t.Run("AlwaysSyncsEachOp", func(t *testing.T) {
 		t.Parallel()
 		s := openTestSpool(t, SpoolConfig{Dir: t.TempDir(), Fsync: FsyncAlways}.withDefaults())
-		require.NoError(t, s.append(testEntry(0)))
+		require.NoError(t, s.append([]*entry{testEntry(0)}))
 		require.False(t, dirty(s))
 	})
 	t.Run("NeverLeavesItToTheOS", func(t *testing.T) {
 		t.Parallel()
 		s := openTestSpool(t, SpoolConfig{Dir: t.TempDir(), Fsync: FsyncNever}.withDefaults())
-		require.NoError(t, s.append(testEntry(0)))
+		require.NoError(t, s.append([]*entry{testEntry(0)}))
 		require.True(t, dirty(s))
 	})
 	t.Run("IntervalSyncsInTheBackground", func(t *testing.T) {
@@ -281,7 +281,7 @@ func TestSpoolFsyncPolicies(t *testing.T) {
 		require.NoError(t, err)
 		ss := newSpoolSink(nopSink{}, s, cfg)
 		t.Cleanup(func() { _ = ss.close(t.Context()) })
-		require.NoError(t, s.append(testEntry(0)))
+		require.NoError(t, s.append([]*entry{testEntry(0)}))
 		require.Eventually(t, func() bool { return !dirty(s) }, 10*time.Second, 5*time.Millisecond)
 	})
 	for _, policy := range []FsyncPolicy{FsyncAlways, FsyncInterval, FsyncNever} {
@@ -290,7 +290,7 @@ func TestSpoolFsyncPolicies(t *testing.T) {
 			cfg := SpoolConfig{Dir: t.TempDir(), Fsync: policy}.withDefaults()
 			s := openTestSpool(t, cfg)
 			for i := range 7 {
-				require.NoError(t, s.append(testEntry(i)))
+				require.NoError(t, s.append([]*entry{testEntry(i)}))
 			}
 			require.NoError(t, s.close())
 			if diff := entryDiff(entries(0, 7), readAll(t, openTestSpool(t, cfg))); diff != "" {
@@ -303,8 +303,8 @@ func TestSpoolFsyncPolicies(t *testing.T) {
 // nopSink fails every put: Redis is down.
 type nopSink struct{}
 
-func (nopSink) put(context.Context, *entry) (stored, error) { return stored{}, errors.New("down") }
-func (nopSink) close(context.Context) error                 { return nil }
+func (nopSink) put(context.Context, []*entry) ([]stored, error) { return nil, errors.New("down") }
+func (nopSink) close(context.Context) error                     { return nil }
 
 func TestSpoolLock(t *testing.T) {
 	t.Parallel()
@@ -322,10 +322,10 @@ func TestSpoolLock(t *testing.T) {
 func TestSpoolSegmentsRotateAndAreDeletedOnceReplayed(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	rec := int64(len(appendRecord(nil, testEntry(0))))
+	rec := int64(len(appendRecord(nil, []*entry{testEntry(0)})))
 	s := openTestSpool(t, SpoolConfig{Dir: dir, Fsync: FsyncNever, SegmentBytes: 2 * rec}.withDefaults())
 	for i := range 7 {
-		require.NoError(t, s.append(testEntry(i%4)))
+		require.NoError(t, s.append([]*entry{testEntry(i % 4)}))
 	}
 	require.Equal(t, 4, s.stats().Segments)
 	rd := &spoolReader{}

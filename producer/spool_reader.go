@@ -17,7 +17,7 @@ type spoolReader struct {
 
 // spooled is one record read back: its entry and where the next begins.
 type spooled struct {
-	e    *entry
+	es   []*entry // one op, or the ops of one unit (queued together)
 	next int64
 }
 
@@ -74,15 +74,15 @@ func (s *spool) next(rd *spoolReader) (rec spooled, ok bool, err error) {
 		body, next, rerr := readRecord(rd.f, rd.off, limit, rd.buf)
 		switch {
 		case rerr == nil:
-			e, derr := decodeRecord(body)
+			es, derr := decodeRecord(body)
 			if derr != nil {
 				s.log.Error("spooled op cannot be decoded; skipped", slog.String("segment", seg.path),
 					slog.Int64("offset", rd.off), slog.String("error", derr.Error()))
-				s.skip(seg, true)
+				s.skip(seg, true, opsIn(body))
 				rd.off = next
 				continue
 			}
-			return spooled{e: e, next: next}, true, nil
+			return spooled{es: es, next: next}, true, nil
 		case errors.Is(rerr, errBadCRC) && intactAt(rd.f, next, limit, rd.buf):
 			// Counted when the spool was opened, or when its segment is
 			// finished with ops still pending.
@@ -119,22 +119,24 @@ func (s *spool) ack(rd *spoolReader, rec spooled) {
 	if s.closed {
 		return
 	}
-	s.skip(rd.seg, false)
+	s.skip(rd.seg, false, int64(len(rec.es)))
 }
 
-// skip takes one op of seg off the depth: replayed, or dropped when
-// corrupt.
-func (s *spool) skip(seg *segment, corrupt bool) {
+// skip takes one record of seg, holding ops ops, off the depth: replayed,
+// or dropped when corrupt.
+func (s *spool) skip(seg *segment, corrupt bool, ops int64) {
 	if seg.pending > 0 {
 		seg.pending--
-		s.depth--
+		ops = min(ops, seg.ops)
+		seg.ops -= ops
+		s.depth -= ops
 	}
 	if corrupt {
-		s.dropped++
-		s.m.SpoolDropped.Inc()
+		s.dropped += uint64(ops)
+		s.m.SpoolDropped.Add(float64(ops))
 	} else {
-		s.replayed++
-		s.m.SpoolReplayed.Inc()
+		s.replayed += uint64(ops)
+		s.m.SpoolReplayed.Add(float64(ops))
 	}
 	s.publish()
 }
@@ -143,10 +145,10 @@ func (s *spool) skip(seg *segment, corrupt bool) {
 // could not be read back and are dropped. mu held.
 func (s *spool) finish(seg *segment) error {
 	if seg.pending > 0 {
-		s.dropped += uint64(seg.pending)
-		s.m.SpoolDropped.Add(float64(seg.pending))
-		s.depth -= seg.pending
-		seg.pending = 0
+		s.dropped += uint64(seg.ops)
+		s.m.SpoolDropped.Add(float64(seg.ops))
+		s.depth -= seg.ops
+		seg.pending, seg.ops = 0, 0
 	}
 	if s.w != nil && s.last() == seg {
 		if err := s.seal(); err != nil {

@@ -14,10 +14,13 @@ import (
 //
 //	length  uint32 little endian: bytes of body
 //	crc     uint32 little endian: CRC-32C of the length field and body
-//	body    kind byte, then task.Encode(payload)
+//	body    kind byte, then
+//	        recordOp:    task.Encode(payload)
+//	        recordGroup: uvarint count, then count times uvarint length +
+//	                     task.Encode(payload)
 //
-// kind is recordOp or recordTombstone (the op writes its person's tombstone
-// at its original enqueued_at before the task is queued).
+// A group is the ops of one unit (an ingest request, a bulk task's ops):
+// they are spooled, and later queued, all or none.
 const (
 	recordHeader = 8
 	// maxRecordBody bounds one body: an op is at most track.MaxOpBytes of
@@ -25,8 +28,12 @@ const (
 	// fields, far below this.
 	maxRecordBody = 1 << 20
 
-	recordOp        byte = 1
+	recordOp byte = 1
+	// recordTombstone (2) was a single op that wrote a tombstone before its
+	// task; the enqueue script now does that for every delete or suppress,
+	// so it reads as recordOp.
 	recordTombstone byte = 2
+	recordGroup     byte = 3
 )
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
@@ -41,16 +48,22 @@ var (
 	errBadCRC = errors.New("record checksum mismatch")
 )
 
-// appendRecord appends the framed record of e to b.
-func appendRecord(b []byte, e *entry) []byte {
+// appendRecord appends the framed record of es (one op, or a group) to b.
+func appendRecord(b []byte, es []*entry) []byte {
 	start := len(b)
 	b = append(b, make([]byte, recordHeader)...)
-	kind := recordOp
-	if e.tombstone {
-		kind = recordTombstone
+	if len(es) == 1 {
+		b = append(b, recordOp)
+		b = append(b, task.Encode(es[0].payload)...)
+	} else {
+		b = append(b, recordGroup)
+		b = binary.AppendUvarint(b, uint64(len(es)))
+		for _, e := range es {
+			enc := task.Encode(e.payload)
+			b = binary.AppendUvarint(b, uint64(len(enc)))
+			b = append(b, enc...)
+		}
 	}
-	b = append(b, kind)
-	b = append(b, task.Encode(e.payload)...)
 	body := b[start+recordHeader:]
 	binary.LittleEndian.PutUint32(b[start:], uint32(len(body)))
 	crc := crc32.Update(0, crcTable, b[start:start+4])
@@ -93,23 +106,59 @@ func readRecord(r io.ReaderAt, off, limit int64, buf []byte) (body []byte, next 
 	return body, next, nil
 }
 
-// decodeRecord turns a body back into an entry. The entry does not alias
-// body.
-func decodeRecord(body []byte) (*entry, error) {
+// opsIn returns how many ops a record body holds (1 unless it is a group
+// whose count reads).
+func opsIn(body []byte) int64 {
+	if len(body) > 1 && body[0] == recordGroup {
+		if n, k := binary.Uvarint(body[1:]); k > 0 && n > 0 {
+			return int64(n)
+		}
+	}
+	return 1
+}
+
+// decodeRecord turns a body back into its entries. They do not alias body.
+func decodeRecord(body []byte) ([]*entry, error) {
 	kind := body[0]
-	if kind != recordOp && kind != recordTombstone {
-		return nil, fmt.Errorf("unknown record kind %d", kind)
+	switch kind {
+	case recordOp, recordTombstone:
+		p, err := task.Decode(append([]byte(nil), body[1:]...))
+		if err != nil {
+			return nil, err
+		}
+		return []*entry{{payload: p}}, nil
+	case recordGroup:
+		rest := append([]byte(nil), body[1:]...)
+		n, k := binary.Uvarint(rest)
+		if k <= 0 || n == 0 || n > uint64(len(rest)) {
+			return nil, errors.New("bad group count")
+		}
+		rest = rest[k:]
+		es := make([]*entry, 0, n)
+		for range n {
+			l, k := binary.Uvarint(rest)
+			if k <= 0 || l > uint64(len(rest)-k) {
+				return nil, errors.New("bad group member length")
+			}
+			p, err := task.Decode(rest[k : k+int(l)])
+			if err != nil {
+				return nil, err
+			}
+			es = append(es, &entry{payload: p})
+			rest = rest[k+int(l):]
+		}
+		if len(rest) != 0 {
+			return nil, errors.New("trailing bytes after a group")
+		}
+		return es, nil
 	}
-	p, err := task.Decode(append([]byte(nil), body[1:]...))
-	if err != nil {
-		return nil, err
-	}
-	return &entry{payload: p, tombstone: kind == recordTombstone}, nil
+	return nil, fmt.Errorf("unknown record kind %d", kind)
 }
 
 // segmentScan is what scanSegment found in one segment file.
 type segmentScan struct {
 	records int64 // intact records
+	ops     int64 // ops in them
 	corrupt int64 // records skipped, plus 1 for an unreadable rest
 	end     int64 // end of the last intact record: the file is cut here
 	lost    int64 // bytes past end: a torn tail or an unreadable rest
@@ -128,10 +177,11 @@ func scanSegment(r io.ReaderAt, size int64) (segmentScan, error) {
 	buf := make([]byte, 64<<10)
 	off := int64(0)
 	for off < size {
-		_, next, err := readRecord(r, off, size, buf)
+		body, next, err := readRecord(r, off, size, buf)
 		switch {
 		case err == nil:
 			s.records++
+			s.ops += opsIn(body)
 			off = next
 			s.end = off
 			continue

@@ -49,21 +49,21 @@ func newSpoolSink(live sink, sp *spool, cfg Config) *spoolSink {
 // older spooled one. Only a full spool (or a failing disk) is an error, and
 // a context done before Redis answered (the outcome is then unknown, as
 // without a spool).
-func (s *spoolSink) put(ctx context.Context, e *entry) (stored, error) {
+func (s *spoolSink) put(ctx context.Context, es []*entry) ([]stored, error) {
 	if s.sp.isDegraded() {
-		return s.spool(e)
+		return s.spool(es)
 	}
 	actx, cancel := context.WithCancel(ctx)
 	defer cancel() // an attempt past the budget is abandoned
 	type outcome struct {
-		st  stored
+		st  []stored
 		err error
 	}
 	ch := make(chan outcome, 1)
 	s.attempts.Add(1)
 	go func() {
 		defer s.attempts.Done()
-		st, err := s.live.put(actx, e)
+		st, err := s.live.put(actx, es)
 		ch <- outcome{st, err}
 	}()
 	timer := time.NewTimer(s.budget)
@@ -75,7 +75,7 @@ func (s *spoolSink) put(ctx context.Context, e *entry) (stored, error) {
 			return o.st, nil
 		}
 		if ctx.Err() != nil {
-			return stored{}, o.err
+			return nil, o.err
 		}
 		cause = o.err
 	case <-timer.C:
@@ -89,19 +89,23 @@ func (s *spoolSink) put(ctx context.Context, e *entry) (stored, error) {
 			cause = fmt.Errorf("no answer from Redis within the %s budget", s.budget)
 		}
 	case <-ctx.Done():
-		return stored{}, fmt.Errorf("no answer from Redis in time: %w", context.Cause(ctx))
+		return nil, fmt.Errorf("no answer from Redis in time: %w", context.Cause(ctx))
 	}
 	if s.sp.markDegraded() {
 		s.log.WarnContext(ctx, "redis unavailable; spooling ops to disk", slog.String("error", cause.Error()))
 	}
-	return s.spool(e)
+	return s.spool(es)
 }
 
-func (s *spoolSink) spool(e *entry) (stored, error) {
-	if err := s.sp.append(e); err != nil {
-		return stored{}, err
+func (s *spoolSink) spool(es []*entry) ([]stored, error) {
+	if err := s.sp.append(es); err != nil {
+		return nil, err
 	}
-	return stored{spooled: true}, nil
+	out := make([]stored, len(es))
+	for i := range out {
+		out[i].spooled = true
+	}
+	return out, nil
 }
 
 // replayLoop replays the spool whenever it holds ops: at once when
@@ -159,7 +163,7 @@ func (s *spoolSink) replay(ctx context.Context, rd *spoolReader, failing bool) b
 			continue // an op was appended meanwhile
 		}
 		actx, cancel := context.WithTimeout(ctx, s.timeout)
-		_, err = s.live.put(actx, rec.e)
+		_, err = s.live.put(actx, rec.es)
 		cancel()
 		if err != nil {
 			if !failing && ctx.Err() == nil {

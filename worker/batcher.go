@@ -16,8 +16,11 @@ const batchOverhead = len(`{"batch":[]}`)
 type item struct {
 	p    *task.Payload
 	size int
-	// attempt is asynq's retry count for the task (0 on first delivery).
+	// attempt is asynq's retry count for the task (0 on first delivery):
+	// its counted failures so far.
 	attempt int
+	// maxRetry is asynq's retry count limit for the task (exhaust.go).
+	maxRetry int
 	// done receives exactly one result: nil when the op is settled
 	// (delivered, skipped, dropped or dead-lettered), a *DelayError to send it
 	// back without a failure, any other error to retry it with backoff.

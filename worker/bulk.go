@@ -5,12 +5,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/hibiken/asynq"
 
 	"github.com/cioq/cioq/internal/metrics"
 	"github.com/cioq/cioq/internal/task"
+	"github.com/cioq/cioq/internal/taskq"
 )
 
 // DefaultBulkConcurrency is the handler slots of the bulk-lane server.
@@ -79,16 +81,15 @@ func (w *Worker) processBulk(ctx context.Context, t *asynq.Task) error {
 			"ops", len(b.Ops))
 		return &DelayError{Reason: ReasonUnknown, After: time.Minute}
 	}
-	attempt, _ := asynq.GetRetryCount(ctx)
 	items := make([]*item, len(b.Ops))
 	for i, p := range b.Ops {
-		items[i] = &item{p: p, size: len(p.Op), attempt: attempt, done: make(chan error, 1)}
+		items[i] = taskItem(ctx, p)
 	}
 	n := float64(len(items))
 	ws.inflight.Add(n)
 	// Not cancelled with the task: a request that got its 2xx must write
 	// its done-markers. The limiter wait and the request are bounded.
-	ws.send(withBulk(context.WithoutCancel(ctx)), false, append([]*item(nil), items...))
+	ws.send(context.WithoutCancel(ctx), laneBulk, append([]*item(nil), items...))
 	ws.inflight.Sub(n)
 
 	var (
@@ -115,6 +116,17 @@ func (w *Worker) processBulk(ctx context.Context, t *asynq.Task) error {
 	}
 	if !progress {
 		err := pickBulkError(errs)
+		if failed[0].exhausted(err) {
+			// The bulk task's retries ran out: its ops go to cioq's
+			// dead-letter store, each with its own last error.
+			if derr := ws.exhaust(ctx, failed, errs); derr != nil {
+				return derr
+			}
+			for _, it := range failed {
+				ws.opsCounter(it.p.Action, metrics.OutcomeDeadLetter).Inc()
+			}
+			return nil
+		}
 		outcome := metrics.OutcomeRetry
 		var de *DelayError
 		if errors.As(err, &de) {
@@ -146,28 +158,30 @@ func pickBulkError(errs []error) error {
 }
 
 // requeueSingles queues each failed op of a bulk task as a single-op task
-// under its own op id (its default lane), after the delay its own error asks
-// for. A task already queued with that id is fine: it carries the same op.
+// under its own op id (its lane), after the delay its own error asks for,
+// with its stamp and registered for its person's order, all in one round
+// trip. A task already queued with that id is fine: it carries the same op.
 // When Redis refuses, the bulk task is retried as a whole instead.
 func (w *Worker) requeueSingles(ctx context.Context, ws *workspace, failed []*item, errs []error) error {
-	client := asynq.NewClientFromRedisClient(w.cfg.Client) // shares the connection; Close leaves it open
-	maxRetry, ok := asynq.GetMaxRetry(ctx)
-	if !ok {
-		maxRetry = 25
+	budget := task.RetryBudget(failed[0].maxRetry)
+	if failed[0].maxRetry == math.MaxInt {
+		budget = 25
+	}
+	tasks := make([]taskq.Task, len(failed))
+	for i, it := range failed {
+		tasks[i] = taskq.Single(it.p, budget, nil).After(w.cfg.Retry.Delay(0, errs[i], nil))
 	}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	for i, it := range failed {
-		delay := w.cfg.Retry.Delay(0, errs[i], nil)
-		_, err := client.EnqueueContext(rctx, task.NewTask(it.p, asynq.MaxRetry(maxRetry), asynq.ProcessIn(delay)))
-		if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
-			w.log.WarnContext(ctx, "bulk: re-queueing failed ops one by one failed; retrying the bulk task",
-				"workspace", ws.name, "ops", len(failed), "error", err.Error())
-			for _, it := range failed {
-				ws.opsCounter(it.p.Action, metrics.OutcomeRetry).Inc()
-			}
-			return fmt.Errorf("bulk: re-queue op %s: %w", it.p.OpID, err)
+	if err := w.queue.Write(rctx, nil, &taskq.Unit{Tasks: tasks}); err != nil {
+		w.log.WarnContext(ctx, "bulk: re-queueing failed ops one by one failed; retrying the bulk task",
+			"workspace", ws.name, "ops", len(failed), "error", err.Error())
+		for _, it := range failed {
+			ws.opsCounter(it.p.Action, metrics.OutcomeRetry).Inc()
 		}
+		return fmt.Errorf("bulk: re-queue %d ops: %w", len(failed), err)
+	}
+	for i, it := range failed {
 		outcome := metrics.OutcomeRetry
 		var de *DelayError
 		if errors.As(errs[i], &de) {

@@ -153,6 +153,10 @@ type Config struct {
 	// DeadLetterMax bounds the dead-letter store per workspace. Zero means
 	// DefaultDeadLetterMax.
 	DeadLetterMax int
+	// OrphanAfter is how old an order registration must be before a worker
+	// whose op waits for it checks that its op is still queued (order.go).
+	// Zero means DefaultOrphanAfter (2 min).
+	OrphanAfter time.Duration
 	// Bulk configures the bulk lane (bulk.go); zero fields take the defaults.
 	Bulk BulkConfig
 	// TaskCheckInterval and DelayedTaskCheckInterval are asynq's polls. Zero
@@ -183,6 +187,7 @@ func (c Config) withDefaults() Config {
 	c.MaxLimiterWait = cmp.Or(c.MaxLimiterWait, DefaultMaxLimiterWait)
 	c.UnauthorizedPause = cmp.Or(c.UnauthorizedPause, DefaultUnauthorizedPause)
 	c.DeadLetterMax = cmp.Or(c.DeadLetterMax, DefaultDeadLetterMax)
+	c.OrphanAfter = cmp.Or(c.OrphanAfter, DefaultOrphanAfter)
 	c.Bulk = c.Bulk.withDefaults()
 	c.TaskCheckInterval = cmp.Or(c.TaskCheckInterval, DefaultTaskCheckInterval)
 	c.DelayedTaskCheckInterval = cmp.Or(c.DelayedTaskCheckInterval, DefaultDelayedCheck)

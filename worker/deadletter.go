@@ -8,10 +8,11 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/cioq/cioq/idempotency"
 	"github.com/cioq/cioq/internal/task"
+	"github.com/cioq/cioq/internal/taskq"
 	"github.com/cioq/cioq/track"
 )
 
@@ -23,17 +24,19 @@ var ErrNotFound = errors.New("worker: dead letter not found")
 
 // DeadLetter is one op Customer.io rejected for good, with why.
 type DeadLetter struct {
-	Workspace  string          `json:"workspace"`
-	OpID       string          `json:"op_id"`
-	Action     string          `json:"action"`
-	Person     string          `json:"person,omitempty"`
-	Status     int             `json:"status,omitempty"`
-	Reason     string          `json:"reason"`
-	Body       string          `json:"body,omitempty"`
-	Attempts   int             `json:"attempts"`
-	EnqueuedAt time.Time       `json:"enqueued_at"`
-	DeadAt     time.Time       `json:"dead_at"`
-	Op         json.RawMessage `json:"op"`
+	Workspace  string    `json:"workspace"`
+	OpID       string    `json:"op_id"`
+	Action     string    `json:"action"`
+	Person     string    `json:"person,omitempty"`
+	Status     int       `json:"status,omitempty"`
+	Reason     string    `json:"reason"`
+	Body       string    `json:"body,omitempty"`
+	Attempts   int       `json:"attempts"`
+	EnqueuedAt time.Time `json:"enqueued_at"`
+	// Timestamp is the op's `timestamp` (unix seconds), as sent.
+	Timestamp int64           `json:"timestamp,omitempty"`
+	DeadAt    time.Time       `json:"dead_at"`
+	Op        json.RawMessage `json:"op"`
 }
 
 // DeadLetterFilter selects dead letters; zero fields match everything.
@@ -69,13 +72,30 @@ type DeadLetters struct {
 	rdb    redis.UniversalClient
 	prefix string
 	max    int
+	tombs  time.Duration // the tombstone TTL replays are checked against
+	queue  *taskq.Writer
 	now    func() time.Time
 }
 
-// NewDeadLetters returns the store. prefix zero means "cioq:", max zero
-// means DefaultDeadLetterMax.
-func NewDeadLetters(rdb redis.UniversalClient, prefix string, max int) *DeadLetters {
-	return &DeadLetters{rdb: rdb, prefix: cmp.Or(prefix, "cioq:"), max: cmp.Or(max, DefaultDeadLetterMax), now: time.Now}
+// DeadLetterConfig configures a DeadLetters store.
+type DeadLetterConfig struct {
+	// Prefix starts every key. Zero means "cioq:".
+	Prefix string
+	// Max bounds the store per workspace. Zero means DefaultDeadLetterMax.
+	Max int
+	// TombstoneTTL is the workers' tombstone TTL: a replay of an op older
+	// than it is refused without ReplayOptions.Force. Zero means
+	// idempotency.DefaultTombstoneTTL.
+	TombstoneTTL time.Duration
+}
+
+// NewDeadLetters returns the store.
+func NewDeadLetters(rdb redis.UniversalClient, cfg DeadLetterConfig) *DeadLetters {
+	prefix := cmp.Or(cfg.Prefix, "cioq:")
+	ttl := cmp.Or(cfg.TombstoneTTL, idempotency.DefaultTombstoneTTL)
+	idem := idempotency.New(rdb, idempotency.Config{Prefix: prefix, TombstoneTTL: ttl})
+	return &DeadLetters{rdb: rdb, prefix: prefix, max: cmp.Or(cfg.Max, DefaultDeadLetterMax), tombs: ttl,
+		queue: taskq.New(rdb, idem), now: time.Now}
 }
 
 func (d *DeadLetters) indexKey(ws string) string { return d.prefix + "{" + ws + "}:dlq" }
@@ -224,26 +244,60 @@ func (d *DeadLetters) Remove(ctx context.Context, ws string, opIDs ...string) (i
 	return int(zrem.Val()), nil
 }
 
-// Replay enqueues a dead letter again, unchanged (same op id, event id and
-// timestamp), and removes it from the store once it is queued. It reports
-// whether the op was already queued (a no-op).
-func (d *DeadLetters) Replay(ctx context.Context, c *asynq.Client, dl *DeadLetter, maxRetry int) (duplicate bool, err error) {
+// ReplayOptions are the knobs of one replay.
+type ReplayOptions struct {
+	// MaxRetry is the replayed task's retry budget. Zero means 25.
+	MaxRetry int
+	// Force replays an op older than the tombstone TTL too.
+	Force bool
+}
+
+// ErrReplayTooOld matches the error of a replay refused because the op is
+// older than the tombstone TTL (see TooOldError).
+var ErrReplayTooOld = errors.New("worker: dead letter older than the tombstone TTL")
+
+// TooOldError is a replay refused because the op (an update of a person,
+// which a later delete or suppress of that person would drop) was queued
+// longer ago than the tombstone TTL: cioq can no longer tell whether its
+// person was deleted or suppressed since, and the replay could bring a
+// deleted person back. ReplayOptions.Force replays it anyway.
+type TooOldError struct {
+	OpID string
+	Age  time.Duration
+	TTL  time.Duration
+}
+
+func (e *TooOldError) Error() string {
+	return fmt.Sprintf("dead letters: replay %s: queued %s ago, longer than the tombstone TTL (%s): its person may have been deleted since; replay with --force to send it anyway",
+		e.OpID, e.Age.Round(time.Second), e.TTL)
+}
+
+// Is matches ErrReplayTooOld.
+func (e *TooOldError) Is(target error) bool { return target == ErrReplayTooOld }
+
+// Replay enqueues a dead letter again, unchanged (same op id, event id,
+// timestamp and stamp, so it keeps its place in its person's order: a newer
+// delete or suppress still drops it), and removes it from the store once it
+// is queued. It reports whether the op was already queued (a no-op). An op
+// older than the tombstone TTL is refused with a *TooOldError unless
+// opts.Force.
+func (d *DeadLetters) Replay(ctx context.Context, dl *DeadLetter, opts ReplayOptions) (duplicate bool, err error) {
 	action := track.Action(dl.Action)
+	if age := d.now().Sub(dl.EnqueuedAt); !opts.Force && dl.Person != "" && task.Droppable(action) && age > d.tombs {
+		return false, &TooOldError{OpID: dl.OpID, Age: age, TTL: d.tombs}
+	}
 	p := &task.Payload{
 		Workspace: dl.Workspace, OpID: dl.OpID, Action: action, Person: dl.Person,
-		EnqueuedAt: dl.EnqueuedAt, Op: dl.Op,
+		EnqueuedAt: dl.EnqueuedAt, Timestamp: dl.Timestamp, Op: dl.Op,
 	}
-	t := task.NewTask(p, asynq.MaxRetry(cmp.Or(maxRetry, 25)))
-	if _, err := c.EnqueueContext(ctx, t); err != nil {
-		if !errors.Is(err, asynq.ErrTaskIDConflict) {
-			return false, fmt.Errorf("dead letters: replay %s: %w", dl.OpID, err)
-		}
-		duplicate = true
+	u := &taskq.Unit{Tasks: []taskq.Task{taskq.Single(p, cmp.Or(opts.MaxRetry, 25), nil)}}
+	if err := d.queue.Write(ctx, nil, u); err != nil {
+		return false, fmt.Errorf("dead letters: replay %s: %w", dl.OpID, err)
 	}
 	if _, err := d.Remove(ctx, dl.Workspace, dl.OpID); err != nil {
-		return duplicate, err
+		return u.Results[0].Duplicate, err
 	}
-	return duplicate, nil
+	return u.Results[0].Duplicate, nil
 }
 
 func toAny(ss []string) []any {

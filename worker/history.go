@@ -79,9 +79,6 @@ func (w *Worker) initObserver() error {
 	if w.obs.tracer != nil {
 		w.log = slog.New(tracing.LogHandler(w.log.Handler()))
 	}
-	for _, ws := range w.ws {
-		ws.sender = &observedSender{Sender: ws.sender, ws: ws}
-	}
 	return nil
 }
 
@@ -89,9 +86,7 @@ func (w *Worker) initObserver() error {
 func (w *Worker) History() *history.Store { return w.obs.store }
 
 // observeTask starts the handler span of it (a child of the trace context
-// the task carries) and returns the function that ends it; when the task
-// will be archived (a counted failure with no retry left) that function
-// also records the archive in the op's history.
+// the task carries) and returns the function that ends it.
 func (w *Worker) observeTask(ctx context.Context, t *asynq.Task, it *item) (context.Context, func(error)) {
 	var span trace.Span
 	if w.obs.tracer != nil {
@@ -100,7 +95,7 @@ func (w *Worker) observeTask(ctx context.Context, t *asynq.Task, it *item) (cont
 			trace.WithAttributes(attribute.String("cioq.op_id", it.p.OpID), attribute.String("cioq.workspace", it.p.Workspace),
 				attribute.String("cioq.action", string(it.p.Action)), attribute.Int("cioq.retry", it.attempt)))
 		it.obs.span = span.SpanContext()
-	} else if w.obs.hist == nil {
+	} else {
 		return ctx, noEnd
 	}
 	return ctx, func(err error) {
@@ -111,29 +106,10 @@ func (w *Worker) observeTask(ctx context.Context, t *asynq.Task, it *item) (cont
 			}
 			span.End()
 		}
-		if w.obs.hist != nil && err != nil && IsFailure(err) {
-			retried, _ := asynq.GetRetryCount(ctx)
-			maxRetry, ok := asynq.GetMaxRetry(ctx)
-			if ok && retried >= maxRetry {
-				w.recordArchived(ctx, it, err)
-			}
-		}
 	}
 }
 
 func noEnd(error) {}
-
-// recordArchived writes the archive of one op: asynq archives a task whose
-// retries ran out. Rare, so one round trip of its own.
-func (w *Worker) recordArchived(ctx context.Context, it *item, err error) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), historyFlushTimeout)
-	defer cancel()
-	rec := seedRecord(it)
-	rec.Events = []history.Event{{Kind: history.KindArchived, At: w.cfg.Now(), Reason: err.Error()}}
-	if herr := w.obs.hist.Append(ctx, it.p.Workspace, []history.Record{rec}); herr != nil {
-		w.log.WarnContext(ctx, "op history not written", "workspace", it.p.Workspace, "op_id", it.p.OpID, "error", herr.Error())
-	}
-}
 
 // seedRecord is the history record of it with its enqueued event as seed,
 // so a worker writes a whole story even when the producer kept none.
@@ -153,15 +129,33 @@ func (ws *workspace) histDuplicate(it *item) {
 	it.obs.events = append(it.obs.events, history.Event{Kind: history.KindDropped, At: ws.w.cfg.Now(), Reason: history.DropDuplicate})
 }
 
-// histTombstoned records that it was dropped by tb, a newer delete or
-// suppress of its person.
-func (ws *workspace) histTombstoned(it *item, tb *idempotency.Tombstone) {
+// histTombstoned records that it was dropped by tb: a newer delete or
+// suppress of its person (idempotency.Tombstoned), or a suppress older
+// than it (idempotency.Suppressed).
+func (ws *workspace) histTombstoned(it *item, v idempotency.Verdict, tb *idempotency.Tombstone) {
 	if ws.w.obs.hist == nil {
 		return
 	}
 	e := history.Event{Kind: history.KindDropped, At: ws.w.cfg.Now(), Reason: history.DropTombstone}
+	if v == idempotency.Suppressed {
+		e.Reason = history.DropSuppressed
+	}
 	if tb != nil {
 		e.Ref = tb.OpID
+	}
+	it.obs.events = append(it.obs.events, e)
+}
+
+// histWaiting records that it goes back to the queue for after, waiting for
+// b, an older op of its person.
+func (ws *workspace) histWaiting(it *item, b *idempotency.Blocker, after time.Duration) {
+	if ws.w.obs.hist == nil {
+		return
+	}
+	now := ws.w.cfg.Now()
+	e := history.Event{Kind: history.KindDeferred, At: now, Reason: ReasonOrder, Next: now.Add(after)}
+	if b != nil {
+		e.Ref = b.OpID
 	}
 	it.obs.events = append(it.obs.events, e)
 }
@@ -204,12 +198,12 @@ func (ws *workspace) histDeadLettered(items []*item, entries []DeadLetter, err e
 // already, and the batcher's send slot is free before the write. A failed
 // write is logged, never retried: history is a record, not part of
 // delivery.
-func (ws *workspace) flushHistory(ctx context.Context, items []*item) {
+func (ws *workspace) flushHistory(ctx context.Context, l lane, items []*item) {
 	if ws.w.obs.hist == nil {
 		return
 	}
 	recs := make([]history.Record, 0, len(items))
-	skipDelivered := isBulk(ctx) && !ws.w.cfg.Bulk.HistoryDelivered
+	skipDelivered := l == laneBulk && !ws.w.cfg.Bulk.HistoryDelivered
 	for _, it := range items {
 		if len(it.obs.events) == 0 {
 			continue
@@ -235,8 +229,8 @@ func (ws *workspace) flushHistory(ctx context.Context, items []*item) {
 	}()
 }
 
-// attempt is one batch request of items, passed to the sender in its
-// context.
+// attempt is one batch request of items, as history and tracing record
+// it (request.att).
 type attempt struct {
 	items   []*item
 	batch   string
@@ -245,17 +239,14 @@ type attempt struct {
 	latency time.Duration
 }
 
-type attemptKey struct{}
-
-// beginAttempt returns ctx carrying the attempt of items, or ctx and nil
-// when history and tracing are both off.
-func (ws *workspace) beginAttempt(ctx context.Context, items []*item) (context.Context, *attempt) {
+// beginAttempt returns the attempt of items, or nil when history and
+// tracing are both off.
+func (ws *workspace) beginAttempt(items []*item) *attempt {
 	o := &ws.w.obs
 	if o.hist == nil && o.tracer == nil {
-		return ctx, nil
+		return nil
 	}
-	a := &attempt{items: items, batch: o.prefix + strconv.FormatUint(o.seq.Add(1), 36)}
-	return context.WithValue(ctx, attemptKey{}, a), a
+	return &attempt{items: items, batch: o.prefix + strconv.FormatUint(o.seq.Add(1), 36)}
 }
 
 // endAttempt records, for each item the request carried, an attempt or a
@@ -293,42 +284,39 @@ func (ws *workspace) endAttempt(a *attempt, err error) {
 	}
 }
 
-// observedSender times each batch request for the history and wraps it in
-// the SpanBatch span, linked to the handler span of every op it carries.
-type observedSender struct {
-	Sender
-	ws *workspace
-}
-
-func (s *observedSender) BatchEncoded(ctx context.Context, ops [][]byte) error {
-	a, _ := ctx.Value(attemptKey{}).(*attempt)
-	if a == nil {
-		return s.Sender.BatchEncoded(ctx, ops)
-	}
-	w := s.ws.w
-	var span trace.Span
-	if w.obs.tracer != nil {
-		links := make([]trace.Link, 0, len(a.items))
-		for _, it := range a.items {
-			if it.obs.span.IsValid() {
-				links = append(links, trace.Link{SpanContext: it.obs.span})
+// observe times each request for the history and wraps it in the SpanBatch
+// span, linked to the handler span of every op it carries.
+func (ws *workspace) observe(next sendFunc) sendFunc {
+	return func(ctx context.Context, r *request) error {
+		a := r.att
+		if a == nil {
+			return next(ctx, r)
+		}
+		w := ws.w
+		var span trace.Span
+		if w.obs.tracer != nil {
+			links := make([]trace.Link, 0, len(a.items))
+			for _, it := range a.items {
+				if it.obs.span.IsValid() {
+					links = append(links, trace.Link{SpanContext: it.obs.span})
+				}
 			}
+			ctx, span = w.obs.tracer.Start(ctx, SpanBatch, trace.WithSpanKind(trace.SpanKindClient), trace.WithLinks(links...),
+				trace.WithAttributes(attribute.String("cioq.workspace", ws.name), attribute.String("cioq.batch", a.batch),
+					attribute.Int("cioq.ops", len(r.ops))))
 		}
-		ctx, span = w.obs.tracer.Start(ctx, SpanBatch, trace.WithSpanKind(trace.SpanKindClient), trace.WithLinks(links...),
-			trace.WithAttributes(attribute.String("cioq.workspace", s.ws.name), attribute.String("cioq.batch", a.batch),
-				attribute.Int("cioq.ops", len(ops))))
-	}
-	start := time.Now()
-	err := s.Sender.BatchEncoded(ctx, ops)
-	a.latency, a.at, a.sent = time.Since(start), w.cfg.Now(), true
-	if span != nil {
-		span.SetAttributes(attribute.String("http.response.status_code", statusLabel(err)))
-		if err != nil {
-			span.SetStatus(codes.Error, err.Error())
+		start := time.Now()
+		err := next(ctx, r)
+		a.latency, a.at, a.sent = time.Since(start), w.cfg.Now(), true
+		if span != nil {
+			span.SetAttributes(attribute.String("http.response.status_code", statusLabel(err)))
+			if err != nil {
+				span.SetStatus(codes.Error, err.Error())
+			}
+			span.End()
 		}
-		span.End()
+		return err
 	}
-	return err
 }
 
 // OpsHandler serves GET /ops/{id}: the history of one op as JSON (the

@@ -152,7 +152,7 @@ func TestOpHistory(t *testing.T) {
 		require.Equal(t, dl.Reason, last.Reason)
 	})
 
-	t.Run("ArchivedShowsItsReasonAndIsFoundByPerson", func(t *testing.T) {
+	t.Run("RetriesExhaustedAreDeadLetteredAndFoundByPerson", func(t *testing.T) {
 		t.Parallel()
 		e := setup(t, fake.Options{Faults: fake.Faults{Down: true}})
 		p, err := producer.New(producer.Config{Redis: e.db.ConnOpt(), MaxRetry: -1})
@@ -161,15 +161,20 @@ func TestOpHistory(t *testing.T) {
 		w := e.startWorker(t, nil)
 		res, err := p.Track(ctx, "erin", "signup", nil)
 		require.NoError(t, err)
-		waitState(t, w, res.OpID, history.StateArchived)
+		waitState(t, w, res.OpID, history.StateDeadLettered)
 		ops, err := w.History().Find(ctx, producer.DefaultWorkspace, "id:erin", history.Query{Since: time.Hour})
 		require.NoError(t, err)
 		require.Len(t, ops, 1)
 		s := ops[0].Summary()
-		require.Equal(t, history.StateArchived, s.State)
+		require.Equal(t, history.StateDeadLettered, s.State)
 		require.Len(t, s.Attempts, 1)
 		require.Equal(t, 503, s.Attempts[0].Status)
-		require.Contains(t, ops[0].Events[len(ops[0].Events)-1].Reason, "503")
+		last := ops[0].Events[len(ops[0].Events)-1]
+		require.Contains(t, last.Reason, "retries exhausted")
+		require.Contains(t, last.Reason, "503")
+		dl, err := w.DeadLetters().Get(ctx, producer.DefaultWorkspace, res.OpID)
+		require.NoError(t, err, "in cioq's dead-letter store, not asynq's archive")
+		require.Equal(t, 503, dl.Status)
 	})
 
 	t.Run("ServedOverHTTP", func(t *testing.T) {

@@ -4,9 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"time"
 
 	"github.com/hibiken/asynq"
+
+	"github.com/cioq/cioq/breaker"
+	"github.com/cioq/cioq/ratelimit"
+	"github.com/cioq/cioq/track"
 )
 
 // Reasons an op is sent back to the queue without counting a failure.
@@ -18,6 +23,12 @@ const (
 	ReasonBackpressure = "backpressure" // this worker holds its cap of ops for the workspace
 	ReasonShutdown     = "shutdown"     // the worker is stopping
 	ReasonUnknown      = "unknown_workspace"
+	// ReasonOrder: an older op of the same person must take effect first
+	// (docs/architecture.md, "Order per person").
+	ReasonOrder = "order"
+	// ReasonDeadLetterStore: the op's retries ran out but cioq's dead-letter
+	// store could not take it; it waits and tries again.
+	ReasonDeadLetterStore = "dead_letter_store"
 )
 
 // DelayError sends an op back to the queue for After without counting a
@@ -85,8 +96,9 @@ func (p RetryPolicy) Delay(n int, err error, _ *asynq.Task) time.Duration {
 	return time.Duration(rand.Int64N(int64(step) + 1))
 }
 
-// PermanentError is an op Customer.io rejected for good. The handler stores
-// it in the dead-letter store and completes the task.
+// PermanentError is an op Customer.io rejected for good, or one whose
+// retries ran out. It is stored in the dead-letter store and its task
+// completes.
 type PermanentError struct {
 	Status int
 	Reason string
@@ -95,4 +107,109 @@ type PermanentError struct {
 
 func (e *PermanentError) Error() string {
 	return fmt.Sprintf("rejected permanently (status %d): %s", e.Status, e.Reason)
+}
+
+// ErrEndpoint matches the error of a request the endpoint refused as a
+// whole with a 4xx that no op can cause (404, 405, 413 for a body within the
+// API's limit, ...): a proxy or a wrong base URL, not a bad op. It is a
+// counted failure that also counts for the breaker; nothing is
+// dead-lettered for it until the op's retries run out.
+var ErrEndpoint = errors.New("worker: endpoint refused the request")
+
+// endpointError marks an *track.APIError as an endpoint fault.
+type endpointError struct{ err error }
+
+func (e *endpointError) Error() string        { return e.err.Error() }
+func (e *endpointError) Unwrap() error        { return e.err }
+func (e *endpointError) Is(target error) bool { return target == ErrEndpoint }
+
+// verdict is what one request's answer means for the ops it carried.
+type verdict uint8
+
+const (
+	// verdictAccepted: every op accepted.
+	verdictAccepted verdict = iota
+	// verdictPartial: some ops rejected (outcome.batch), the others accepted.
+	verdictPartial
+	// verdictOpen: the circuit is open; the ops wait, no failure counted.
+	verdictOpen
+	// verdictNoToken: no rate token in time; the ops wait.
+	verdictNoToken
+	// verdictThrottled: 429; the shared cool-down, the ops wait.
+	verdictThrottled
+	// verdictUnauthorized: 401/403; the workspace pauses, the ops wait.
+	verdictUnauthorized
+	// verdictInvalid: the request was refused as a whole for its content
+	// (400/422 without per-op errors, or an op that fails validation): one
+	// op is bad; bisect to find it.
+	verdictInvalid
+	// verdictRetry: 5xx, 408, timeout, network, endpoint fault: a counted
+	// failure, retried with backoff.
+	verdictRetry
+)
+
+// outcome is classify's answer.
+type outcome struct {
+	verdict verdict
+	// after is how long waiting ops wait (verdictOpen, verdictNoToken; a
+	// 429's Retry-After for verdictThrottled).
+	after time.Duration
+	// batch lists the rejected ops (verdictPartial).
+	batch *track.BatchError
+	err   error
+}
+
+// classify maps a request's error to what it means for its ops. It does no
+// I/O.
+func classify(err error) outcome {
+	var (
+		be *track.BatchError
+		oe *breaker.OpenError
+		de *ratelimit.DelayError
+		ae *track.APIError
+	)
+	o := outcome{err: err}
+	switch {
+	case err == nil:
+		o.verdict = verdictAccepted
+	case errors.As(err, &be):
+		o.verdict, o.batch = verdictPartial, be
+	case errors.As(err, &oe):
+		o.verdict, o.after = verdictOpen, max(oe.RetryAfter, 100*time.Millisecond)
+	case errors.As(err, &de):
+		o.verdict, o.after = verdictNoToken, max(de.RetryAfter, 50*time.Millisecond)
+	case errors.Is(err, track.ErrRateLimited):
+		o.verdict = verdictThrottled
+		o.after, _ = track.RetryAfter(err)
+	case errors.Is(err, track.ErrUnauthorized):
+		o.verdict = verdictUnauthorized
+	case errors.Is(err, ErrEndpoint):
+		o.verdict = verdictRetry
+	case errors.As(err, &ae) && endpointStatus(ae.StatusCode):
+		o.verdict, o.err = verdictRetry, &endpointError{err}
+	case errors.Is(err, track.ErrInvalidRequest) || errors.Is(err, track.ErrInvalidOp):
+		o.verdict = verdictInvalid
+	default:
+		o.verdict = verdictRetry
+	}
+	return o
+}
+
+// endpointStatus reports whether a 4xx answer to a whole request says the
+// endpoint, not an op, is wrong: only 400 and 422 are answers about the
+// content (the batch the worker sends is always within the API's size).
+func endpointStatus(status int) bool {
+	return status >= 400 && status < 500 && status != http.StatusBadRequest &&
+		status != http.StatusUnprocessableEntity && status != http.StatusUnauthorized &&
+		status != http.StatusForbidden && status != http.StatusTooManyRequests && status != http.StatusRequestTimeout
+}
+
+// countsForBreaker: only 5xx, 408, timeouts, network errors and endpoint
+// faults count as breaker failures; a bad op, 401/403 and 429 do not.
+func countsForBreaker(err error) bool {
+	if errors.Is(err, track.ErrServer) || errors.Is(err, track.ErrTransport) || errors.Is(err, ErrEndpoint) {
+		return true
+	}
+	var ae *track.APIError
+	return errors.As(err, &ae) && endpointStatus(ae.StatusCode)
 }

@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -12,17 +12,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/cioq/cioq/breaker"
 	"github.com/cioq/cioq/idempotency"
 	"github.com/cioq/cioq/internal/metrics"
 	"github.com/cioq/cioq/ratelimit"
 	"github.com/cioq/cioq/track"
-)
-
-// lane names used in metrics and limiter calls.
-const (
-	laneCritical = "critical"
-	laneDefault  = "default"
 )
 
 // workspace is the runtime of one configured workspace: its batchers and the
@@ -30,16 +23,19 @@ const (
 type workspace struct {
 	name   string
 	sender Sender
-	limit  ratelimit.Limit
+	budget ratelimit.Limit
 	w      *Worker
 
-	critical, bulk *batcher
+	// live and critical batch the single-op tasks of their lanes.
+	live, critical *batcher
+	// sendFn is the layered send path (layers.go).
+	sendFn sendFunc
 
 	// pausedUntil is the unix nano time a 401/403 pause ends (0: not paused).
 	pausedUntil atomic.Int64
 
-	// liveWaiting counts default-lane (live) requests of this process
-	// waiting for a rate token; bulk requests yield to them.
+	// liveWaiting counts live requests of this process waiting for a rate
+	// token; bulk requests yield to them.
 	liveWaiting atomic.Int32
 
 	// Per-op metric children, resolved once instead of per task.
@@ -69,40 +65,30 @@ func (ws *workspace) opsCounter(a track.Action, outcome string) prometheus.Count
 	return c
 }
 
-func (ws *workspace) laneOf(critical bool) *batcher {
-	if critical {
+func (ws *workspace) batcherOf(l lane) *batcher {
+	if l == laneCritical {
 		return ws.critical
 	}
-	return ws.bulk
+	return ws.live
 }
 
-// send is the batcher's flush: it settles every item with exactly one result.
-// Per batch: one Redis round trip for done-markers, tombstones and claims;
-// then one breaker call and one limiter token per HTTP request.
-func (ws *workspace) send(ctx context.Context, critical bool, items []*item) {
+// send is the flush of a batcher (and the body of a bulk task): it settles
+// every item with exactly one result. Per batch: one Redis round trip for
+// done-markers, tombstones, order and claims; then one breaker call and one
+// limiter token per HTTP request.
+func (ws *workspace) send(ctx context.Context, l lane, items []*item) {
 	w := ws.w
-	defer ws.flushHistory(ctx, items) // one round trip per batch (history.go)
-	lane := laneDefault
-	if critical {
-		lane = laneCritical
-	}
+	defer ws.flushHistory(ctx, l, items) // one round trip per batch (history.go)
 	if until := ws.pausedUntil.Load(); until > 0 {
 		if left := time.Until(time.Unix(0, until)); left > 0 {
 			ws.deferAll(items, &DelayError{Reason: ReasonUnauthorized, After: left})
 			return
 		}
 	}
-	// A person's ops keep their enqueue order within a batch.
-	sort.SliceStable(items, func(i, j int) bool { return items[i].p.EnqueuedAt.Before(items[j].p.EnqueuedAt) })
+	// A person's ops go out in the order they were queued (their stamps).
+	slices.SortStableFunc(items, func(a, b *item) int { return a.p.EnqueuedAt.Compare(b.p.EnqueuedAt) })
 
-	refs := make([]idempotency.Item, len(items))
-	for i, it := range items {
-		refs[i] = idempotency.Item{
-			OpID: it.p.OpID, Person: it.p.Person, EnqueuedAt: it.p.EnqueuedAt,
-			Droppable: droppable(it.p.Action),
-		}
-	}
-	checks, err := w.idem.Claim(ctx, ws.name, refs)
+	checks, err := w.idem.Claim(ctx, ws.name, itemsOf(items))
 	if err != nil {
 		for _, it := range items {
 			it.finish(metrics.OutcomeRetry, fmt.Errorf("claim: %w", err))
@@ -110,257 +96,198 @@ func (ws *workspace) send(ctx context.Context, critical bool, items []*item) {
 		return
 	}
 	toSend := items[:0:0]
+	var dropped []*item
 	for i, it := range items {
-		switch checks[i].Verdict {
+		c := checks[i]
+		switch c.Verdict {
 		case idempotency.Done:
 			w.m.DedupeSkips.WithLabelValues(ws.name).Inc()
 			ws.histDuplicate(it)
 			it.finish(metrics.OutcomeSkipped, nil)
-		case idempotency.Tombstoned:
+		case idempotency.Tombstoned, idempotency.Suppressed:
 			w.m.TombstoneDrops.WithLabelValues(ws.name).Inc()
-			ws.histTombstoned(it, checks[i].Tombstone)
-			if tb := checks[i].Tombstone; tb != nil {
-				w.log.DebugContext(ctx, "op dropped by tombstone", "workspace", ws.name,
-					"op_id", it.p.OpID, "tombstone_op_id", tb.OpID)
-			}
-			it.finish(metrics.OutcomeDropped, nil)
+			ws.histTombstoned(it, c.Verdict, c.Tombstone)
+			dropped = append(dropped, it)
 		case idempotency.Claimed:
 			w.m.Deferred.WithLabelValues(ws.name, ReasonClaimed).Inc()
 			ws.histDeferredOne(it, ReasonClaimed, w.cfg.claimTTL)
 			it.finish(metrics.OutcomeDeferred, &DelayError{Reason: ReasonClaimed, After: w.cfg.claimTTL})
+		case idempotency.Waiting:
+			after := orderDelay(c.Blocker, w.cfg.Now())
+			w.m.Deferred.WithLabelValues(ws.name, ReasonOrder).Inc()
+			ws.histWaiting(it, c.Blocker, after)
+			if err := ws.orphan(ctx, it, c.Blocker); err != nil {
+				w.log.WarnContext(ctx, "order registration check failed", "workspace", ws.name, "error", err.Error())
+			}
+			it.finish(metrics.OutcomeDeferred, &DelayError{Reason: ReasonOrder, After: after})
 		default:
 			toSend = append(toSend, it)
 		}
 	}
+	for _, it := range dropped {
+		if tb := checks[slices.Index(items, it)].Tombstone; tb != nil {
+			w.log.DebugContext(ctx, "op dropped by tombstone", "workspace", ws.name,
+				"op_id", it.p.OpID, "tombstone_op_id", tb.OpID)
+		}
+		it.finish(metrics.OutcomeDropped, nil)
+	}
 	if len(toSend) > 0 {
-		ws.deliver(ctx, lane, critical, toSend)
+		ws.deliver(ctx, l, toSend)
 	}
 }
 
-// droppable reports whether an op is obsolete once a newer delete/suppress
-// exists for its person. Unsuppress, delete and suppress themselves are not.
-func droppable(a track.Action) bool {
-	switch a {
-	case track.ActionSuppress, track.ActionUnsuppress, track.ActionDelete, track.ActionDeleteDevice, track.ActionMerge:
-		return false
+// orderDelay is how long an op waits for an older op of its person: a
+// second while the blocker is young, longer the longer it has waited (up to
+// 30 s), so a person stuck behind a failing op costs little.
+func orderDelay(b *idempotency.Blocker, now time.Time) time.Duration {
+	d := time.Second
+	if b != nil && b.Stamp > 0 {
+		d = max(d, min(now.Sub(time.UnixMicro(b.Stamp))/10, 30*time.Second))
 	}
-	return true
+	return d
 }
 
-// deliver sends claimed items in one request and settles them. A whole-batch
-// permanent rejection without per-op errors is bisected, so one poison op is
-// found in log2(n) requests and never holds the others back.
-func (ws *workspace) deliver(ctx context.Context, lane string, critical bool, items []*item) {
-	w := ws.w
-	ops := make([][]byte, len(items))
+// deliver sends claimed items in one request and settles them. A
+// whole-request rejection for its content is bisected, so one poison op is
+// found in log2(n) requests and never holds the others back; the claims of
+// each half are renewed before it is sent, so no other copy of its ops can
+// go out meanwhile.
+func (ws *workspace) deliver(ctx context.Context, l lane, items []*item) {
+	r := &request{lane: l, items: items, ops: make([][]byte, len(items))}
 	for i, it := range items {
-		ops[i] = it.p.Op
+		r.ops[i] = it.p.Op
 	}
-	actx, att := ws.beginAttempt(ctx, items) // history and batch span (history.go)
-	err := ws.request(actx, lane, critical, ops)
-	ws.endAttempt(att, err)
+	r.att = ws.beginAttempt(items) // history and batch span (history.go)
+	err := ws.sendFn(ctx, r)
+	ws.endAttempt(r.att, err)
+	ws.settle(ctx, l, items, classify(err))
+}
 
-	var (
-		be  *track.BatchError
-		oe  *breaker.OpenError
-		de  *ratelimit.DelayError
-		ae  *track.APIError
-		ids = opIDs(items)
-	)
-	switch {
-	case err == nil:
-		ws.accepted(ctx, lane, items)
-	case errors.As(err, &be):
-		failed := be.Failed()
+// settle applies a request's outcome to its items.
+func (ws *workspace) settle(ctx context.Context, l lane, items []*item, o outcome) {
+	w := ws.w
+	switch o.verdict {
+	case verdictAccepted:
+		ws.accepted(ctx, l, items)
+	case verdictPartial:
+		failed := o.batch.Failed()
 		var ok, bad []*item
+		var reasons []*PermanentError
 		for i, it := range items {
-			if _, isBad := failed[i]; isBad {
+			if f, isBad := failed[i]; isBad {
 				bad = append(bad, it)
+				reasons = append(reasons, &PermanentError{Status: o.batch.StatusCode, Reason: f.String()})
 			} else {
 				ok = append(ok, it)
 			}
 		}
-		ws.accepted(ctx, lane, ok)
-		reasons := make([]*PermanentError, len(bad))
-		j := 0
-		for i := range items {
-			if f, isBad := failed[i]; isBad {
-				reasons[j] = &PermanentError{Status: be.StatusCode, Reason: f.String()}
-				j++
-			}
-		}
+		ws.accepted(ctx, l, ok)
 		ws.deadLetter(ctx, bad, reasons)
-	case errors.As(err, &oe):
-		ws.release(ctx, ids)
+	case verdictOpen:
+		ws.release(ctx, items)
 		w.m.Deferred.WithLabelValues(ws.name, ReasonBreakerOpen).Add(float64(len(items)))
-		ws.deferAll(items, &DelayError{Reason: ReasonBreakerOpen, After: max(oe.RetryAfter, 100*time.Millisecond), Err: err})
-	case errors.As(err, &de):
-		ws.release(ctx, ids)
-		w.m.LimiterDelays.WithLabelValues(ws.name, lane).Inc()
+		ws.deferAll(items, &DelayError{Reason: ReasonBreakerOpen, After: o.after, Err: o.err})
+	case verdictNoToken:
+		ws.release(ctx, items)
+		w.m.LimiterDelays.WithLabelValues(ws.name, l.String()).Inc()
 		w.m.Deferred.WithLabelValues(ws.name, ReasonRateLimited).Add(float64(len(items)))
-		ws.deferAll(items, &DelayError{Reason: ReasonRateLimited, After: max(de.RetryAfter, 50*time.Millisecond), Err: err})
-	case errors.Is(err, track.ErrRateLimited):
-		ra, _ := track.RetryAfter(err)
-		cool, cerr := w.limiter.Throttled(ctx, ws.name, ra)
-		if cerr != nil {
-			cool = max(ra, time.Second)
+		ws.deferAll(items, &DelayError{Reason: ReasonRateLimited, After: o.after, Err: o.err})
+	case verdictThrottled:
+		cool, err := w.limiter.Throttled(ctx, ws.name, o.after)
+		if err != nil {
+			cool = max(o.after, time.Second)
 		}
 		w.m.CoolDowns.WithLabelValues(ws.name).Inc()
-		ws.release(ctx, ids)
+		ws.release(ctx, items)
 		w.m.Deferred.WithLabelValues(ws.name, ReasonRateLimited).Add(float64(len(items)))
-		ws.deferAll(items, &DelayError{Reason: ReasonRateLimited, After: cool, Err: err})
-	case errors.Is(err, track.ErrUnauthorized):
-		ws.pause(ctx, err)
-		ws.release(ctx, ids)
+		ws.deferAll(items, &DelayError{Reason: ReasonRateLimited, After: cool, Err: o.err})
+	case verdictUnauthorized:
+		ws.pause(ctx, o.err)
+		ws.release(ctx, items)
 		w.m.Deferred.WithLabelValues(ws.name, ReasonUnauthorized).Add(float64(len(items)))
-		ws.deferAll(items, &DelayError{Reason: ReasonUnauthorized, After: w.cfg.UnauthorizedPause, Err: err})
-	case errors.Is(err, track.ErrInvalidRequest) || errors.Is(err, track.ErrInvalidOp):
+		ws.deferAll(items, &DelayError{Reason: ReasonUnauthorized, After: w.cfg.UnauthorizedPause, Err: o.err})
+	case verdictInvalid:
 		if len(items) > 1 {
 			half := len(items) / 2
-			ws.deliver(ctx, lane, critical, items[:half])
-			ws.deliver(ctx, lane, critical, items[half:])
+			for _, part := range [][]*item{items[:half], items[half:]} {
+				if err := w.idem.Extend(ctx, ws.name, itemsOf(part)); err != nil {
+					// Without renewed claims another copy could go out:
+					// retry these ops later instead.
+					ws.release(ctx, part)
+					for _, it := range part {
+						it.finish(metrics.OutcomeRetry, fmt.Errorf("renew claims: %w", err))
+					}
+					continue
+				}
+				ws.deliver(ctx, l, part)
+			}
 			return
 		}
-		pe := &PermanentError{Reason: err.Error()}
-		if errors.As(err, &ae) {
+		pe := &PermanentError{Reason: o.err.Error()}
+		var ae *track.APIError
+		if errors.As(o.err, &ae) {
 			pe.Status, pe.Body = ae.StatusCode, string(ae.Body)
 		}
 		ws.deadLetter(ctx, items, []*PermanentError{pe})
-	default:
-		// 5xx, 408, timeouts, network: a counted failure, retried with backoff.
-		ws.release(ctx, ids)
+	default: // verdictRetry: a counted failure, retried with backoff
+		ws.release(ctx, items)
 		for _, it := range items {
-			it.finish(metrics.OutcomeRetry, err)
+			it.finish(metrics.OutcomeRetry, o.err)
 		}
 	}
 }
 
-// request is one HTTP request through the breaker and the limiter. The
-// breaker is consulted first so an open circuit spends no token.
-func (ws *workspace) request(ctx context.Context, lane string, critical bool, ops [][]byte) error {
-	w := ws.w
-	if st := w.breakers.Status(ws.name); st.State == "OPEN" {
-		if left := time.Until(st.OpenUntil); left > 0 {
-			return &breaker.OpenError{Workspace: ws.name, Until: st.OpenUntil, RetryAfter: left}
-		}
-	}
-	bulk := isBulk(ctx)
-	if bulk {
-		// Live batches of this workspace get the tokens first: a bulk request
-		// waits while one of them is waiting, so a backfill takes only what
-		// live traffic leaves (and goes back to the queue, without a
-		// failure, if live traffic keeps the budget busy).
-		if err := ws.yieldToLive(ctx, w.cfg.MaxLimiterWait); err != nil {
-			return err
-		}
-	} else if !critical {
-		ws.liveWaiting.Add(1)
-	}
-	err := w.limiter.Wait(ctx, ws.name, ws.limit, critical, w.cfg.MaxLimiterWait)
-	if !bulk && !critical {
-		ws.liveWaiting.Add(-1)
-	}
-	if err != nil {
-		return err
-	}
-	w.m.BatchSize.WithLabelValues(ws.name, lane).Observe(float64(len(ops)))
-	var status string
-	err = w.breakers.Execute(ctx, ws.name, func() error {
-		rctx, cancel := context.WithTimeout(ctx, w.cfg.RequestTimeout)
-		defer cancel()
-		start := time.Now()
-		err := ws.sender.BatchEncoded(rctx, ops)
-		w.m.RequestDuration.WithLabelValues(ws.name).Observe(time.Since(start).Seconds())
-		status = statusLabel(err)
-		return err
-	})
-	if status != "" {
-		w.m.Requests.WithLabelValues(ws.name, status).Inc()
-	}
-	if err == nil {
-		w.limiter.Succeeded(ctx, ws.name)
-	}
-	if status != "" && status != "error" && !errors.Is(err, track.ErrUnauthorized) && ws.pausedUntil.Swap(0) != 0 {
-		w.log.InfoContext(ctx, "workspace resumed: credentials accepted", "workspace", ws.name)
-		w.m.Unauthorized.WithLabelValues(ws.name).Set(0)
-	}
-	return err
-}
-
-func statusLabel(err error) string {
-	var ae *track.APIError
-	var be *track.BatchError
-	switch {
-	case err == nil:
-		return "200"
-	case errors.As(err, &be):
-		return strconv.Itoa(be.StatusCode)
-	case errors.As(err, &ae):
-		return strconv.Itoa(ae.StatusCode)
-	default:
-		return "error"
-	}
-}
-
-// accepted marks items done (retrying a failed marker write briefly: the ops
-// were accepted, so a lost marker could only cause a resend) and settles them.
-func (ws *workspace) accepted(ctx context.Context, lane string, items []*item) {
+// accepted marks items done and settles them. A failed marker write is
+// retried briefly (the ops were accepted, so a lost marker could only cause
+// a resend), giving up when ctx ends.
+func (ws *workspace) accepted(ctx context.Context, l lane, items []*item) {
 	if len(items) == 0 {
 		return
 	}
 	w := ws.w
-	ids := opIDs(items)
+	refs := itemsOf(items)
 	var err error
 	for attempt := 0; attempt < 20; attempt++ {
-		if err = w.idem.MarkDone(ctx, ws.name, ids); err == nil {
+		if err = w.idem.MarkDone(ctx, ws.name, refs); err == nil {
 			break
 		}
-		time.Sleep(time.Duration(50*(attempt+1)) * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			attempt = 20
+		case <-time.After(time.Duration(50*(attempt+1)) * time.Millisecond):
+		}
 	}
 	if err != nil {
 		w.log.ErrorContext(ctx, "done-markers not written after delivery", "workspace", ws.name,
-			"ops", len(ids), "error", err.Error())
+			"ops", len(items), "error", err.Error())
 	}
 	now := w.cfg.Now()
 	for _, it := range items {
-		w.m.Latency.WithLabelValues(ws.name, lane).Observe(now.Sub(it.p.EnqueuedAt).Seconds())
+		w.m.Latency.WithLabelValues(ws.name, l.String()).Observe(now.Sub(it.p.EnqueuedAt).Seconds())
 		it.finish(metrics.OutcomeDelivered, nil)
 	}
 }
 
-// deadLetter stores permanently rejected items with their reasons (one
-// reason for all when reasons has one entry) and settles them. When the store
-// cannot be written the items are retried, never lost.
+// deadLetter stores items that leave the queue undelivered, with their
+// reasons (one reason for all when reasons has one entry), forgets their
+// claims and order registrations, and settles them. When the store cannot
+// be written the items are retried, never lost.
 func (ws *workspace) deadLetter(ctx context.Context, items []*item, reasons []*PermanentError) {
 	if len(items) == 0 {
 		return
 	}
 	w := ws.w
-	now := w.cfg.Now()
-	entries := make([]DeadLetter, len(items))
-	for i, it := range items {
-		r := reasons[0]
-		if len(reasons) == len(items) {
-			r = reasons[i]
-		}
-		entries[i] = DeadLetter{
-			Workspace: ws.name, OpID: it.p.OpID, Action: string(it.p.Action), Person: it.p.Person,
-			Status: r.Status, Reason: r.Reason, Body: r.Body, Attempts: it.attempt + 1,
-			EnqueuedAt: it.p.EnqueuedAt, DeadAt: now, Op: it.p.Op,
-		}
-	}
+	entries := ws.deadLetters(items, reasons)
 	err := w.dlq.Add(ctx, entries)
-	ws.release(ctx, opIDs(items))
-	ws.histDeadLettered(items, entries, err)
 	if err == nil {
-		if n, cerr := w.dlq.Count(ctx, ws.name); cerr == nil {
-			w.m.DeadLetterDepth.WithLabelValues(ws.name).Set(float64(n))
-			if n >= int64(w.cfg.DeadLetterMax)*9/10 {
-				w.log.WarnContext(ctx, "dead-letter store nearly full: the oldest entries are trimmed beyond the bound",
-					"workspace", ws.name, "entries", n, "max", w.cfg.DeadLetterMax)
-			}
+		if ferr := w.idem.Forget(ctx, ws.name, itemsOf(items)); ferr != nil {
+			w.log.WarnContext(ctx, "order registrations of dead letters not removed", "workspace", ws.name, "error", ferr.Error())
 		}
+		ws.deadLettered(ctx, entries)
+	} else {
+		ws.release(ctx, items)
 	}
+	ws.histDeadLettered(items, entries, err)
 	for i, it := range items {
 		if err != nil {
 			it.finish(metrics.OutcomeRetry, fmt.Errorf("dead-letter store: %w", err))
@@ -370,6 +297,39 @@ func (ws *workspace) deadLetter(ctx context.Context, items []*item, reasons []*P
 		w.log.WarnContext(ctx, "op dead-lettered", "workspace", ws.name, "op_id", it.p.OpID,
 			"action", string(it.p.Action), "status", entries[i].Status, "reason", entries[i].Reason)
 		it.finish(metrics.OutcomeDeadLetter, nil)
+	}
+}
+
+// deadLetters builds the dead-letter entries of items.
+func (ws *workspace) deadLetters(items []*item, reasons []*PermanentError) []DeadLetter {
+	now := ws.w.cfg.Now()
+	entries := make([]DeadLetter, len(items))
+	for i, it := range items {
+		r := reasons[0]
+		if len(reasons) == len(items) {
+			r = reasons[i]
+		}
+		entries[i] = DeadLetter{
+			Workspace: ws.name, OpID: it.p.OpID, Action: string(it.p.Action), Person: it.p.Person,
+			Status: r.Status, Reason: r.Reason, Body: r.Body, Attempts: it.attempt + 1,
+			EnqueuedAt: it.p.EnqueuedAt, Timestamp: it.p.Timestamp, DeadAt: now, Op: it.p.Op,
+		}
+	}
+	return entries
+}
+
+// deadLettered updates the dead-letter gauge and warns before the store
+// trims.
+func (ws *workspace) deadLettered(ctx context.Context, _ []DeadLetter) {
+	w := ws.w
+	n, err := w.dlq.Count(ctx, ws.name)
+	if err != nil {
+		return
+	}
+	w.m.DeadLetterDepth.WithLabelValues(ws.name).Set(float64(n))
+	if n >= int64(w.cfg.DeadLetterMax)*9/10 {
+		w.log.WarnContext(ctx, "dead-letter store nearly full: the oldest entries are trimmed beyond the bound",
+			"workspace", ws.name, "entries", n, "max", w.cfg.DeadLetterMax)
 	}
 }
 
@@ -395,8 +355,8 @@ func (ws *workspace) pause(ctx context.Context, err error) {
 // unauthorized reports whether the workspace is paused for bad credentials.
 func (ws *workspace) unauthorized() bool { return ws.pausedUntil.Load() != 0 }
 
-func (ws *workspace) release(ctx context.Context, ids []string) {
-	if err := ws.w.idem.Release(ctx, ws.name, ids); err != nil {
+func (ws *workspace) release(ctx context.Context, items []*item) {
+	if err := ws.w.idem.Release(ctx, ws.name, itemsOf(items)); err != nil {
 		// Claims expire on their own after ClaimTTL.
 		ws.w.log.WarnContext(ctx, "claims not released", "workspace", ws.name, "error", err.Error())
 	}
@@ -409,40 +369,11 @@ func (ws *workspace) deferAll(items []*item, err *DelayError) {
 	}
 }
 
-func opIDs(items []*item) []string {
-	ids := make([]string, len(items))
+// itemsOf returns the items as package idempotency sees them.
+func itemsOf(items []*item) []idempotency.Item {
+	out := make([]idempotency.Item, len(items))
 	for i, it := range items {
-		ids[i] = it.p.OpID
+		out[i] = it.p.Item()
 	}
-	return ids
-}
-
-// bulkKey marks a send context as the bulk path's.
-type bulkKey struct{}
-
-func withBulk(ctx context.Context) context.Context { return context.WithValue(ctx, bulkKey{}, true) }
-
-func isBulk(ctx context.Context) bool { b, _ := ctx.Value(bulkKey{}).(bool); return b }
-
-// yieldToLive waits, at most maxWait, until no live request of the workspace
-// is waiting for a token in this process; past that it returns a
-// rate-limit DelayError (the bulk task goes back without a failure).
-func (ws *workspace) yieldToLive(ctx context.Context, maxWait time.Duration) error {
-	if ws.liveWaiting.Load() == 0 {
-		return nil
-	}
-	deadline := time.Now().Add(maxWait)
-	t := time.NewTicker(5 * time.Millisecond)
-	defer t.Stop()
-	for ws.liveWaiting.Load() > 0 {
-		if time.Now().After(deadline) {
-			return &ratelimit.DelayError{RetryAfter: 500 * time.Millisecond}
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-t.C:
-		}
-	}
-	return nil
+	return out
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/cioq/cioq/idempotency"
 	"github.com/cioq/cioq/internal/metrics"
 	"github.com/cioq/cioq/internal/task"
+	"github.com/cioq/cioq/internal/taskq"
 	"github.com/cioq/cioq/ratelimit"
 	"github.com/cioq/cioq/track"
 )
@@ -27,16 +28,17 @@ type runtimeConfig struct {
 }
 
 // Worker delivers queued ops to Customer.io: one asynq server for the
-// critical lane, Servers for the default lane, and per workspace two
-// batchers (critical and default) whose requests go through the shared
-// limiter, the breaker and the done-marker store.
+// critical lane, Servers for the default lane, one for the bulk lane, and
+// per workspace two batchers (critical and live) whose requests go through
+// the layered send path (layers.go).
 type Worker struct {
 	cfg      runtimeConfig
 	log      *slog.Logger
 	m        *metrics.Worker
-	idem     *idempotency.Store
-	limiter  *ratelimit.Limiter
-	breakers *breaker.Set
+	idem     claimStore
+	limiter  rateLimiter
+	breakers circuits
+	queue    *taskq.Writer // re-queues the failed ops of bulk tasks
 	dlq      *DeadLetters
 	ws       map[string]*workspace
 	servers  []*asynq.Server
@@ -62,18 +64,20 @@ func New(cfg Config) (*Worker, error) {
 	if w.cfg.claimTTL <= 0 {
 		w.cfg.claimTTL = idempotency.DefaultClaimTTL
 	}
-	w.idem = idempotency.New(cfg.Client, idempotency.Config{
+	idem := idempotency.New(cfg.Client, idempotency.Config{
 		Prefix: cfg.KeyPrefix, DoneTTL: cfg.DoneTTL, ClaimTTL: w.cfg.claimTTL, TombstoneTTL: cfg.TombstoneTTL,
 	})
+	w.idem = idem
+	w.queue = taskq.New(cfg.Client, idem)
 	w.limiter = ratelimit.New(cfg.Client, ratelimit.Config{Prefix: cfg.KeyPrefix, Logger: cfg.Logger})
 	w.breakers = breaker.New(breaker.Config{
 		Failures: cfg.BreakerFailures, Successes: cfg.BreakerSuccesses, OpenTimeout: cfg.BreakerTimeout,
 		IsFailure: countsForBreaker, Redis: cfg.Client, Prefix: cfg.KeyPrefix, Logger: cfg.Logger,
 		OnStateChange: w.breakerChanged,
 	})
-	w.dlq = NewDeadLetters(cfg.Client, cfg.KeyPrefix, cfg.DeadLetterMax)
+	w.dlq = NewDeadLetters(cfg.Client, DeadLetterConfig{Prefix: cfg.KeyPrefix, Max: cfg.DeadLetterMax, TombstoneTTL: cfg.TombstoneTTL})
 	for _, wc := range cfg.Workspaces {
-		ws := &workspace{name: wc.Name, sender: wc.Sender, limit: wc.Limit, w: w,
+		ws := &workspace{name: wc.Name, sender: wc.Sender, budget: wc.Limit, w: w,
 			inflight: w.m.InFlight.WithLabelValues(wc.Name), ops: map[opsKey]prometheus.Counter{}}
 		crit := wc.Batch
 		crit.MaxWait = 0 // critical ops never wait for company
@@ -84,8 +88,9 @@ func New(cfg Config) (*Worker, error) {
 		if len(cfg.Workspaces) > 1 {
 			crit.MaxPending = min(crit.MaxPending, max(1, cfg.CriticalConcurrency/len(cfg.Workspaces)))
 		}
-		ws.critical = newBatcher(crit, func(ctx context.Context, items []*item) { ws.send(ctx, true, items) })
-		ws.bulk = newBatcher(wc.Batch, func(ctx context.Context, items []*item) { ws.send(ctx, false, items) })
+		ws.critical = newBatcher(crit, func(ctx context.Context, items []*item) { ws.send(ctx, laneCritical, items) })
+		ws.live = newBatcher(wc.Batch, func(ctx context.Context, items []*item) { ws.send(ctx, laneLive, items) })
+		ws.sendFn = ws.guard(ws.limit(ws.execute(ws.observe(ws.transport()))))
 		w.ws[wc.Name] = ws
 		w.m.BreakerState.WithLabelValues(wc.Name).Set(0)
 		w.m.Unauthorized.WithLabelValues(wc.Name).Set(0)
@@ -94,12 +99,6 @@ func New(cfg Config) (*Worker, error) {
 		return nil, err
 	}
 	return w, nil
-}
-
-// countsForBreaker: only 5xx, 408, timeouts and network errors count as
-// breaker failures; 4xx and 429 do not.
-func countsForBreaker(err error) bool {
-	return errors.Is(err, track.ErrServer) || errors.Is(err, track.ErrTransport)
 }
 
 func (w *Worker) breakerChanged(ws string, from, to gobreaker.State) {
@@ -133,12 +132,16 @@ func (w *Worker) processTask(ctx context.Context, t *asynq.Task) error {
 		w.log.ErrorContext(ctx, "task for a workspace this worker does not serve", "workspace", p.Workspace, "op_id", p.OpID)
 		return &DelayError{Reason: ReasonUnknown, After: time.Minute}
 	}
-	attempt, _ := asynq.GetRetryCount(ctx)
-	it := &item{p: p, size: len(p.Op), attempt: attempt, done: make(chan error, 1)}
+	it := taskItem(ctx, p)
 	ctx, end := w.observeTask(ctx, t, it)
 	ws.inflight.Inc()
-	err = ws.laneOf(p.Action.IsCritical()).submit(ctx, it)
+	err = ws.batcherOf(laneOf(p.Action)).submit(ctx, it)
 	ws.inflight.Dec()
+	if err != nil && it.exhausted(err) {
+		// asynq would archive the task now (out of sight, and trimmed past
+		// 10,000 a queue): cioq's dead-letter store takes the op instead.
+		err = ws.exhaust(ctx, []*item{it}, []error{err})
+	}
 	outcome := it.outcome
 	var de *DelayError
 	switch {
@@ -167,7 +170,7 @@ func (w *Worker) Start() error {
 	w.started = true
 	for _, ws := range w.ws {
 		ws.critical.start()
-		ws.bulk.start()
+		ws.live.start()
 	}
 	logger := &asynqLogger{l: w.log}
 	base := asynq.Config{
@@ -228,7 +231,7 @@ func (w *Worker) Shutdown() {
 	wg.Wait()
 	for _, ws := range w.ws {
 		ws.critical.close()
-		ws.bulk.close()
+		ws.live.close()
 	}
 	w.log.Info("worker stopped")
 }

@@ -231,9 +231,7 @@ func TestPermanentRejectIsDeadLetteredAndReplayed(t *testing.T) {
 
 	// The cause is fixed; the replay sends the same op (same event id) again.
 	require.NoError(t, e.fake.SetFaults(fake.Faults{}))
-	c := asynq.NewClient(e.db.ConnOpt())
-	defer c.Close()
-	dup, err := w.DeadLetters().Replay(ctx, c, &dls[0], 0)
+	dup, err := w.DeadLetters().Replay(ctx, &dls[0], worker.ReplayOptions{})
 	require.NoError(t, err)
 	require.False(t, dup)
 	e.waitDrained(t, 30*time.Second)

@@ -9,7 +9,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/hibiken/asynq"
 	"github.com/spf13/cobra"
 
 	"github.com/cioq/cioq/internal/config"
@@ -66,7 +65,8 @@ func dlqEnv(g *globals) (*config.Config, *worker.DeadLetters, func(), error) {
 	if err != nil {
 		return nil, nil, nil, usageError(err)
 	}
-	return cfg, worker.NewDeadLetters(rdb, cfg.KeyPrefix, cfg.DLQ.MaxEntries), func() { _ = rdb.Close() }, nil
+	return cfg, worker.NewDeadLetters(rdb, worker.DeadLetterConfig{Prefix: cfg.KeyPrefix, Max: cfg.DLQ.MaxEntries,
+		TombstoneTTL: cfg.Idempotency.TombstoneTTL}), func() { _ = rdb.Close() }, nil
 }
 
 // selectDead returns the dead letters named by ids, or every match with --all.
@@ -173,8 +173,15 @@ func newDLQShowCmd(g *globals) *cobra.Command {
 
 func newDLQReplayCmd(g *globals) *cobra.Command {
 	f := &dlqFlags{}
+	var force bool
 	cmd := &cobra.Command{
 		Use: "replay [OP_ID...]", Short: "Enqueue dead-lettered operations again, unchanged",
+		Long: `Enqueue dead-lettered operations again, unchanged: same op id, event id,
+timestamp and place in their person's order, so a newer delete or suppress of
+the person still drops them. An update of a person (identify, event, device)
+queued longer ago than the tombstone TTL is refused: cioq can no longer tell
+whether the person was deleted since, and replaying it could bring a deleted
+person back. --force replays it anyway.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, d, done, err := dlqEnv(g)
 			if err != nil {
@@ -189,16 +196,15 @@ func newDLQReplayCmd(g *globals) *cobra.Command {
 				fmt.Fprintln(cmd.OutOrStdout(), "nothing to replay")
 				return nil
 			}
-			conn, err := cfg.Redis.ConnOpt()
-			if err != nil {
-				return usageError(err)
-			}
-			c := asynq.NewClient(conn)
-			defer c.Close()
-			var replayed, queued int
+			var replayed, queued, refused int
 			var oldest time.Duration
 			for i := range dls {
-				dup, err := d.Replay(cmd.Context(), c, &dls[i], cfg.Worker.MaxRetry)
+				dup, err := d.Replay(cmd.Context(), &dls[i], worker.ReplayOptions{MaxRetry: cfg.Worker.MaxRetry, Force: force})
+				if errors.Is(err, worker.ErrReplayTooOld) {
+					fmt.Fprintln(cmd.ErrOrStderr(), err)
+					refused++
+					continue
+				}
 				if err != nil {
 					return err
 				}
@@ -214,10 +220,14 @@ func newDLQReplayCmd(g *globals) *cobra.Command {
 				fmt.Fprint(cmd.OutOrStdout(), " (events older than 72 h count for segments but trigger no campaigns)")
 			}
 			fmt.Fprintln(cmd.OutOrStdout())
+			if refused > 0 {
+				return fmt.Errorf("%d op(s) older than the tombstone TTL not replayed (use --force)", refused)
+			}
 			return selErr
 		},
 	}
 	f.bind(cmd, true)
+	cmd.Flags().BoolVar(&force, "force", false, "replay ops older than the tombstone TTL too")
 	return cmd
 }
 

@@ -87,7 +87,7 @@ func TestDLQCommands(t *testing.T) {
 	t.Parallel()
 	db := redistest.New(t)
 	ctx := context.Background()
-	dl := worker.NewDeadLetters(db.Client, "", 0)
+	dl := worker.NewDeadLetters(db.Client, worker.DeadLetterConfig{})
 	now := time.Now()
 	entries := []worker.DeadLetter{
 		{Workspace: "default", OpID: "op-1", Action: "event", Person: "id:u1", Status: 400, Reason: "batch_index 0: invalid",

@@ -86,7 +86,7 @@ func TestCluster(t *testing.T) {
 	})
 
 	t.Run("DeadLettersPipelineAcrossNodes", func(t *testing.T) {
-		dl := worker.NewDeadLetters(rdb, "cioq:dltest:", 2)
+		dl := worker.NewDeadLetters(rdb, worker.DeadLetterConfig{Prefix: "cioq:dltest:", Max: 2})
 		var entries []worker.DeadLetter
 		now := time.Now()
 		for _, ws := range workspaces {

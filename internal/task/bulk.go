@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"slices"
 	"strconv"
-	"time"
 
 	"github.com/hibiken/asynq"
 
@@ -38,21 +37,24 @@ const (
 	BatchOverhead = len(`{"batch":[]}`)
 )
 
-// BulkVersion1 is the first byte of a bulk payload in the current format:
+// BulkVersion2 is the first byte of a bulk payload in the current format:
 //
-//	version      1 byte (BulkVersion1)
+//	version      1 byte (BulkVersion2)
 //	workspace    uvarint length + bytes (shared by every op)
 //	count        uvarint number of ops (1..MaxBulkOps)
 //	count times:
+//	  enqueued_at  8 bytes, big-endian unix µs (the op's stamp; 0: to stamp)
 //	  op id        uvarint length + bytes
 //	  action       uvarint length + bytes
 //	  person       uvarint length + bytes
-//	  enqueued_at  varint, unix microseconds
+//	  timestamp    varint, unix seconds
 //	  op           uvarint length + bytes (the v2 op JSON)
 //	then nothing
 //
-// Each op carries the same fields as a single-op Payload.
-const BulkVersion1 byte = 1
+// Each op carries the same fields as a single-op Payload; its stamp has a
+// fixed width so the enqueue script can write it (EncodeBulkStamped gives
+// the offsets).
+const BulkVersion2 byte = 2
 
 // Bulk is what one bulk task carries: ops of one workspace.
 type Bulk struct {
@@ -75,25 +77,35 @@ func (b *Bulk) BodyBytes() int {
 	return n
 }
 
-// EncodeBulk returns the binary form of b (see BulkVersion1).
+// EncodeBulk returns the binary form of b (see BulkVersion2).
 func EncodeBulk(b *Bulk) []byte {
+	out, _ := EncodeBulkStamped(b)
+	return out
+}
+
+// EncodeBulkStamped returns the binary form of b and, for each op, the
+// offset of its stamp in it.
+func EncodeBulkStamped(b *Bulk) ([]byte, []int) {
 	n := 1 + lenField(len(b.Workspace)) + binary.MaxVarintLen64
 	for _, p := range b.Ops {
-		n += 4*binary.MaxVarintLen64 + len(p.OpID) + len(p.Action) + len(p.Person) + binary.MaxVarintLen64 + len(p.Op)
+		n += StampBytes + 5*binary.MaxVarintLen64 + len(p.OpID) + len(p.Action) + len(p.Person) + len(p.Op)
 	}
 	out := make([]byte, 0, n)
-	out = append(out, BulkVersion1)
+	stamps := make([]int, len(b.Ops))
+	out = append(out, BulkVersion2)
 	out = appendString(out, b.Workspace)
 	out = binary.AppendUvarint(out, uint64(len(b.Ops)))
-	for _, p := range b.Ops {
+	for i, p := range b.Ops {
+		stamps[i] = len(out)
+		out = binary.BigEndian.AppendUint64(out, uint64(p.Stamp()))
 		out = appendString(out, p.OpID)
 		out = appendString(out, string(p.Action))
 		out = appendString(out, p.Person)
-		out = binary.AppendVarint(out, p.EnqueuedAt.UnixMicro())
+		out = binary.AppendVarint(out, p.Timestamp)
 		out = binary.AppendUvarint(out, uint64(len(p.Op)))
 		out = append(out, p.Op...)
 	}
-	return out
+	return out, stamps
 }
 
 // DecodeBulk reads a bulk payload written by EncodeBulk. Anything malformed
@@ -105,7 +117,7 @@ func DecodeBulk(b []byte) (*Bulk, error) {
 	if len(b) == 0 {
 		return nil, &CorruptError{Offset: 0, Reason: "empty"}
 	}
-	if b[0] != BulkVersion1 {
+	if b[0] != BulkVersion2 {
 		return nil, &CorruptError{Offset: 0, Reason: "unknown bulk version " + strconv.Itoa(int(b[0]))}
 	}
 	start, end, err := field(b, 1)
@@ -117,6 +129,9 @@ func DecodeBulk(b []byte) (*Bulk, error) {
 		return nil, &CorruptError{Offset: -1, Reason: "no workspace"}
 	}
 	off := end
+	if off >= len(b) {
+		return nil, &CorruptError{Offset: off, Reason: "bad op count"}
+	}
 	count, n := binary.Uvarint(b[off:])
 	if n <= 0 {
 		return nil, &CorruptError{Offset: off, Reason: "bad op count"}
@@ -127,6 +142,11 @@ func DecodeBulk(b []byte) (*Bulk, error) {
 	off += n
 	out := &Bulk{Workspace: ws, Ops: make([]*Payload, 0, count)}
 	for i := range int(count) {
+		if len(b)-off < StampBytes {
+			return nil, &CorruptError{Offset: off, Reason: "truncated enqueued_at"}
+		}
+		us := int64(binary.BigEndian.Uint64(b[off:]))
+		off += StampBytes
 		var s [3]string
 		for j := range s {
 			start, end, err := field(b, off)
@@ -136,9 +156,12 @@ func DecodeBulk(b []byte) (*Bulk, error) {
 			s[j] = string(b[start:end])
 			off = end
 		}
-		us, n := binary.Varint(b[off:])
+		if off >= len(b) {
+			return nil, &CorruptError{Offset: off, Reason: "bad timestamp"}
+		}
+		ts, n := binary.Varint(b[off:])
 		if n <= 0 {
-			return nil, &CorruptError{Offset: off, Reason: "bad enqueued_at"}
+			return nil, &CorruptError{Offset: off, Reason: "bad timestamp"}
 		}
 		off += n
 		start, end, err := field(b, off)
@@ -146,7 +169,7 @@ func DecodeBulk(b []byte) (*Bulk, error) {
 			return nil, err
 		}
 		p := &Payload{Workspace: ws, OpID: s[0], Action: track.Action(s[1]), Person: s[2],
-			EnqueuedAt: time.UnixMicro(us).UTC(), Op: b[start:end:end]}
+			EnqueuedAt: TimeOfStamp(us), Timestamp: ts, Op: b[start:end:end]}
 		off = end
 		switch {
 		case p.OpID == "":

@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"strconv"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/stretchr/testify/require"
@@ -69,12 +68,12 @@ func rawBulk(version byte, ws string, count uint64, ops ...[]byte) []byte {
 }
 
 func rawOp(id, action, person string, us int64, op string) []byte {
-	var b []byte
+	b := binary.BigEndian.AppendUint64(nil, uint64(us))
 	for _, s := range []string{id, action, person} {
 		b = binary.AppendUvarint(b, uint64(len(s)))
 		b = append(b, s...)
 	}
-	b = binary.AppendVarint(b, us)
+	b = binary.AppendVarint(b, us/1_000_000)
 	b = binary.AppendUvarint(b, uint64(len(op)))
 	return append(b, op...)
 }
@@ -82,7 +81,7 @@ func rawOp(id, action, person string, us int64, op string) []byte {
 func TestDecodeBulkRejectsMalformed(t *testing.T) {
 	t.Parallel()
 	good := rawOp("k", "event", "id:u", 1, `{}`)
-	valid := rawBulk(task.BulkVersion1, "w", 1, good)
+	valid := rawBulk(task.BulkVersion2, "w", 1, good)
 	_, err := task.DecodeBulk(valid)
 	require.NoError(t, err, "the base case decodes")
 	for _, tt := range []struct {
@@ -91,17 +90,17 @@ func TestDecodeBulkRejectsMalformed(t *testing.T) {
 	}{
 		{"Empty", nil},
 		{"UnknownVersion", rawBulk(9, "w", 1, good)},
-		{"SingleOpPayloadVersionByteButWrongShape", []byte{task.BulkVersion1}},
-		{"NoWorkspace", rawBulk(task.BulkVersion1, "", 1, good)},
-		{"ZeroOps", rawBulk(task.BulkVersion1, "w", 0)},
-		{"TooManyOps", rawBulk(task.BulkVersion1, "w", task.MaxBulkOps+1, good)},
-		{"FewerOpsThanCounted", rawBulk(task.BulkVersion1, "w", 2, good)},
+		{"SingleOpPayloadVersionByteButWrongShape", []byte{task.BulkVersion2}},
+		{"NoWorkspace", rawBulk(task.BulkVersion2, "", 1, good)},
+		{"ZeroOps", rawBulk(task.BulkVersion2, "w", 0)},
+		{"TooManyOps", rawBulk(task.BulkVersion2, "w", task.MaxBulkOps+1, good)},
+		{"FewerOpsThanCounted", rawBulk(task.BulkVersion2, "w", 2, good)},
 		{"TrailingBytes", append(bytes.Clone(valid), 0)},
 		{"Truncated", valid[:len(valid)-1]},
-		{"NoOpID", rawBulk(task.BulkVersion1, "w", 1, rawOp("", "event", "id:u", 1, `{}`))},
-		{"UnknownAction", rawBulk(task.BulkVersion1, "w", 1, rawOp("k", "explode", "id:u", 1, `{}`))},
-		{"NoOp", rawBulk(task.BulkVersion1, "w", 1, rawOp("k", "event", "id:u", 1, ``))},
-		{"LengthPastTheEnd", rawBulk(task.BulkVersion1, "w", 1, []byte{0x7f, 'k'})},
+		{"NoOpID", rawBulk(task.BulkVersion2, "w", 1, rawOp("", "event", "id:u", 1, `{}`))},
+		{"UnknownAction", rawBulk(task.BulkVersion2, "w", 1, rawOp("k", "explode", "id:u", 1, `{}`))},
+		{"NoOp", rawBulk(task.BulkVersion2, "w", 1, rawOp("k", "event", "id:u", 1, ``))},
+		{"LengthPastTheEnd", rawBulk(task.BulkVersion2, "w", 1, []byte{0x7f, 'k'})},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
@@ -174,8 +173,8 @@ func TestBulkBodyBytes(t *testing.T) {
 func FuzzDecodeBulk(f *testing.F) {
 	f.Add(task.EncodeBulk(&task.Bulk{Workspace: "w", Ops: sampleBulk("w").Ops[:4]}))
 	f.Add([]byte{})
-	f.Add([]byte{task.BulkVersion1, 1, 'w', 1})
-	f.Add(rawBulk(task.BulkVersion1, "w", 2, rawOp("k", "event", "id:u", -5, `{}`), rawOp("j", "delete", "", 7, `x`)))
+	f.Add([]byte{task.BulkVersion2, 1, 'w', 1})
+	f.Add(rawBulk(task.BulkVersion2, "w", 2, rawOp("k", "event", "id:u", -5, `{}`), rawOp("j", "delete", "", 7, `x`)))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		in := bytes.Clone(b)
 		got, err := task.DecodeBulk(b)
@@ -204,14 +203,14 @@ func FuzzDecodeBulk(f *testing.F) {
 func FuzzBulkRoundTrip(f *testing.F) {
 	f.Add("default", "01JD4X7Q8M6Y2K3N5P7R9T1V3W", uint8(1), "id:u1", int64(1700000000123), []byte(`{"a":1}`), uint8(3))
 	f.Fuzz(func(t *testing.T, ws, opID string, ai uint8, person string, us int64, op []byte, n uint8) {
-		if ws == "" || opID == "" || len(op) == 0 || n == 0 {
+		if ws == "" || opID == "" || len(op) == 0 || n == 0 || us <= 0 {
 			t.Skip("DecodeBulk rejects bulks missing a required field")
 		}
 		b := &task.Bulk{Workspace: ws}
 		for i := range int(n) {
 			b.Ops = append(b.Ops, &task.Payload{Workspace: ws, OpID: opID + strconv.Itoa(i),
 				Action: track.Actions[(int(ai)+i)%len(track.Actions)], Person: person,
-				EnqueuedAt: time.UnixMicro(us + int64(i)).UTC(), Op: op})
+				EnqueuedAt: task.TimeOfStamp(us + int64(i)), Op: op})
 		}
 		got, err := task.DecodeBulk(task.EncodeBulk(b))
 		require.NoError(t, err)

@@ -10,16 +10,29 @@ import (
 	"github.com/cioq/cioq/track"
 )
 
-// Version1 is the first byte of a payload in the current format:
+// Version2 is the first byte of a payload in the current format:
 //
-//	version      1 byte (Version1)
+//	version      1 byte (Version2)
+//	enqueued_at  8 bytes, big-endian unix microseconds (the stamp; see below)
 //	workspace    uvarint length + bytes
 //	op id        uvarint length + bytes
 //	action       uvarint length + bytes
 //	person       uvarint length + bytes
-//	enqueued_at  varint, unix microseconds
+//	timestamp    varint, the op's `timestamp` in unix seconds (0: none)
 //	op           uvarint length + bytes (the v2 op JSON), then nothing
-const Version1 byte = 1
+//
+// enqueued_at is the op's stamp: its place in the order of its workspace's
+// ops, on Redis's clock. It has a fixed width and a fixed offset
+// (StampOffset) so the enqueue script can write it in the stored task, in
+// the same atomic step that queues the op (package taskq): an encoded
+// payload whose stamp is zero is stamped there.
+const Version2 byte = 2
+
+// StampOffset is the byte offset of enqueued_at in an encoded Payload.
+const StampOffset = 1
+
+// StampBytes is the width of an encoded stamp.
+const StampBytes = 8
 
 // ErrCorrupt matches every error Decode and FromTask return: the bytes are
 // not a payload this version can read. Retrying does not help.
@@ -50,36 +63,61 @@ type Payload struct {
 	// Workspace names the Customer.io workspace the op goes to.
 	Workspace string
 	// OpID is the op's id: the caller's idempotency key or a ULID. It names
-	// the op in done-markers, claims and dead letters.
+	// the op in op keys, order registrations and dead letters.
 	OpID string
 	// Action is the op's v2 action; it also names the task type.
 	Action track.Action
 	// Person is track.Identifiers.Key() of the op's person ("" for none).
 	Person string
-	// EnqueuedAt is cioq's clock at enqueue, kept to the microsecond;
-	// tombstones compare it.
+	// EnqueuedAt is the op's stamp: Redis's clock when the op was queued,
+	// in microseconds, unique and increasing within the workspace. It orders
+	// the ops of a person (tombstones and order registrations compare it).
+	// Zero until the enqueue script stamps the stored copy.
 	EnqueuedAt time.Time
+	// Timestamp is the op's `timestamp` (unix seconds) as it is sent on
+	// every delivery; 0 when the op has none. Identifies of one person with
+	// the same Timestamp are ordered by EnqueuedAt (docs/architecture.md).
+	Timestamp int64
 	// Op is the v2 op JSON exactly as it will be sent (event id and timestamp
 	// stamped), as track.EncodeOp produced it. After Decode it may alias the
 	// decoded bytes.
 	Op []byte
 }
 
-// Encode returns the binary form of p (see Version1). EnqueuedAt is kept to
+// Stamp returns p.EnqueuedAt in unix microseconds; 0 for the zero time.
+func (p *Payload) Stamp() int64 { return StampOf(p.EnqueuedAt) }
+
+// StampOf returns t in unix microseconds; 0 for the zero time.
+func StampOf(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMicro()
+}
+
+// TimeOfStamp is the inverse of StampOf: 0 is the zero time.
+func TimeOfStamp(us int64) time.Time {
+	if us == 0 {
+		return time.Time{}
+	}
+	return time.UnixMicro(us).UTC()
+}
+
+// Encode returns the binary form of p (see Version2). EnqueuedAt is kept to
 // the microsecond. Decode rejects a payload without Workspace, OpID, a valid
 // Action or Op, so the producer fills all four.
 func Encode(p *Payload) []byte {
-	us := p.EnqueuedAt.UnixMicro()
-	n := 1 + binary.MaxVarintLen64 +
+	n := 1 + StampBytes + binary.MaxVarintLen64 +
 		lenField(len(p.Workspace)) + lenField(len(p.OpID)) + lenField(len(p.Action)) +
 		lenField(len(p.Person)) + lenField(len(p.Op))
 	b := make([]byte, 0, n)
-	b = append(b, Version1)
+	b = append(b, Version2)
+	b = binary.BigEndian.AppendUint64(b, uint64(p.Stamp()))
 	b = appendString(b, p.Workspace)
 	b = appendString(b, p.OpID)
 	b = appendString(b, string(p.Action))
 	b = appendString(b, p.Person)
-	b = binary.AppendVarint(b, us)
+	b = binary.AppendVarint(b, p.Timestamp)
 	b = binary.AppendUvarint(b, uint64(len(p.Op)))
 	return append(b, p.Op...)
 }
@@ -99,13 +137,18 @@ func Decode(b []byte) (*Payload, error) {
 	if len(b) == 0 {
 		return nil, &CorruptError{Offset: 0, Reason: "empty"}
 	}
-	if b[0] != Version1 {
+	if b[0] != Version2 {
 		return nil, &CorruptError{Offset: 0, Reason: "unknown version " + strconv.Itoa(int(b[0]))}
 	}
+	if len(b) < 1+StampBytes {
+		return nil, &CorruptError{Offset: 1, Reason: "truncated enqueued_at"}
+	}
+	us := int64(binary.BigEndian.Uint64(b[1:]))
 	// The four strings lie between their length prefixes; find their bounds
 	// first, then copy that whole stretch into one string and slice it.
+	const first = 1 + StampBytes
 	var bounds [4][2]int
-	off := 1
+	off := first
 	for i := range bounds {
 		start, end, err := field(b, off)
 		if err != nil {
@@ -114,12 +157,12 @@ func Decode(b []byte) (*Payload, error) {
 		bounds[i] = [2]int{start, end}
 		off = end
 	}
-	s := string(b[1:off])
-	sub := func(i int) string { return s[bounds[i][0]-1 : bounds[i][1]-1] }
+	s := string(b[first:off])
+	sub := func(i int) string { return s[bounds[i][0]-first : bounds[i][1]-first] }
 
-	us, n := binary.Varint(b[off:])
+	ts, n := binary.Varint(b[off:])
 	if n <= 0 {
-		return nil, &CorruptError{Offset: off, Reason: "bad enqueued_at"}
+		return nil, &CorruptError{Offset: off, Reason: "bad timestamp"}
 	}
 	off += n
 	start, end, err := field(b, off)
@@ -134,7 +177,8 @@ func Decode(b []byte) (*Payload, error) {
 		OpID:       sub(1),
 		Action:     track.Action(sub(2)),
 		Person:     sub(3),
-		EnqueuedAt: time.UnixMicro(us).UTC(),
+		EnqueuedAt: TimeOfStamp(us),
+		Timestamp:  ts,
 		Op:         b[start:end:end],
 	}
 	switch {
@@ -153,6 +197,9 @@ func Decode(b []byte) (*Payload, error) {
 // field reads a uvarint length at off and returns the bounds of the bytes
 // that follow it.
 func field(b []byte, off int) (start, end int, err error) {
+	if off >= len(b) {
+		return 0, 0, &CorruptError{Offset: off, Reason: "bad length"}
+	}
 	l, n := binary.Uvarint(b[off:])
 	if n <= 0 {
 		return 0, 0, &CorruptError{Offset: off, Reason: "bad length"}

@@ -40,7 +40,7 @@ func samplePayloads() []struct {
 		}},
 		{"UnicodeAndBinaryOp", task.Payload{
 			Workspace: "wörkspace", OpID: "ключ", Action: track.ActionSuppress, Person: "id:ü",
-			EnqueuedAt: time.UnixMilli(0).UTC(), Op: []byte{0, 1, 2, 0xff},
+			EnqueuedAt: time.UnixMilli(1).UTC(), Op: []byte{0, 1, 2, 0xff},
 		}},
 		{"BeforeEpoch", task.Payload{
 			Workspace: "w", OpID: "k", Action: track.ActionDelete, Person: "id:u",
@@ -59,7 +59,7 @@ func TestPayloadRoundTrip(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			b := task.Encode(&tt.p)
-			require.Equal(t, task.Version1, b[0])
+			require.Equal(t, task.Version2, b[0])
 			got, err := task.Decode(b)
 			require.NoError(t, err)
 			if diff := cmp.Diff(&tt.p, got); diff != "" {
@@ -97,13 +97,14 @@ func TestPayloadDecodeAliasesOp(t *testing.T) {
 
 // build writes a payload field by field, so tests can write what Encode never
 // would.
-func build(version byte, strs []string, ms int64, op []byte) []byte {
+func build(version byte, strs []string, ts int64, op []byte) []byte {
 	b := []byte{version}
+	b = binary.BigEndian.AppendUint64(b, 1764748800123456)
 	for _, s := range strs {
 		b = binary.AppendUvarint(b, uint64(len(s)))
 		b = append(b, s...)
 	}
-	b = binary.AppendVarint(b, ms)
+	b = binary.AppendVarint(b, ts)
 	b = binary.AppendUvarint(b, uint64(len(op)))
 	return append(b, op...)
 }
@@ -122,22 +123,25 @@ func TestPayloadDecodeRejectsCorrupt(t *testing.T) {
 	}{
 		{"Nil", nil, "empty"},
 		{"Empty", []byte{}, "empty"},
-		{"UnknownVersion", append([]byte{2}, good[1:]...), "unknown version 2"},
+		{"UnknownVersion", append([]byte{9}, good[1:]...), "unknown version 9"},
+		{"VersionOne", append([]byte{1}, good[1:]...), "unknown version 1"},
 		{"VersionZero", append([]byte{0}, good[1:]...), "unknown version 0"},
-		{"VersionOnly", []byte{task.Version1}, "bad length"},
-		{"TruncatedInString", build(1, []string{"workspace"}, 0, nil)[:5], "past the end"},
-		{"TruncatedBetweenStrings", good[:3], "bad length"},
-		{"TruncatedBeforeTime", build(1, valid, 0, nil)[:1+2+2+9+5], "bad enqueued_at"},
+		{"VersionOnly", []byte{task.Version2}, "truncated enqueued_at"},
+		{"TruncatedStamp", good[:5], "truncated enqueued_at"},
+		{"StampOnly", good[:9], "bad length"},
+		{"TruncatedInString", build(2, []string{"workspace"}, 0, nil)[:13], "past the end"},
+		{"TruncatedBetweenStrings", good[:11], "bad length"},
+		{"TruncatedBeforeTimestamp", build(2, valid, 0, nil)[:9+2+2+9+5], "bad timestamp"},
 		{"TruncatedOp", good[:len(good)-1], "past the end"},
-		{"NoOpLength", build(1, valid, 5, nil)[:len(build(1, valid, 5, nil))-1], "bad length"},
+		{"NoOpLength", build(2, valid, 5, nil)[:len(build(2, valid, 5, nil))-1], "bad length"},
 		{"TrailingBytes", append(bytes.Clone(good), 0), "1 trailing byte(s)"},
-		{"LengthOverflow", []byte{1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}, "bad length"},
-		{"HugeLength", []byte{1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f}, "past the end"},
-		{"NoWorkspace", build(1, []string{"", "k", "identify", ""}, 0, []byte("{}")), "no workspace"},
-		{"NoOpID", build(1, []string{"w", "", "identify", ""}, 0, []byte("{}")), "no op id"},
-		{"UnknownAction", build(1, []string{"w", "k", "launch", ""}, 0, []byte("{}")), `unknown action "launch"`},
-		{"EmptyAction", build(1, []string{"w", "k", "", ""}, 0, []byte("{}")), `unknown action ""`},
-		{"NoOp", build(1, valid, 0, nil), "no op"},
+		{"LengthOverflow", append(bytes.Clone(good[:9]), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01), "bad length"},
+		{"HugeLength", append(bytes.Clone(good[:9]), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f), "past the end"},
+		{"NoWorkspace", build(2, []string{"", "k", "identify", ""}, 0, []byte("{}")), "no workspace"},
+		{"NoOpID", build(2, []string{"w", "", "identify", ""}, 0, []byte("{}")), "no op id"},
+		{"UnknownAction", build(2, []string{"w", "k", "launch", ""}, 0, []byte("{}")), `unknown action "launch"`},
+		{"EmptyAction", build(2, []string{"w", "k", "", ""}, 0, []byte("{}")), `unknown action ""`},
+		{"NoOp", build(2, valid, 0, nil), "no op"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -160,9 +164,9 @@ func FuzzDecode(f *testing.F) {
 		}
 	}
 	f.Add([]byte{})
-	f.Add([]byte{1})
-	f.Add([]byte{1, 0x80, 0x80, 0x80})
-	f.Add(build(1, []string{"w", "k", "event", "id:u"}, -1, []byte("x")))
+	f.Add([]byte{2})
+	f.Add([]byte{2, 0, 0, 0, 0, 0, 0, 0, 0, 0x80, 0x80, 0x80})
+	f.Add(build(2, []string{"w", "k", "event", "id:u"}, -1, []byte("x")))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		in := bytes.Clone(b)
 		p, err := task.Decode(b)
@@ -187,13 +191,13 @@ func FuzzDecode(f *testing.F) {
 func FuzzRoundTrip(f *testing.F) {
 	f.Add("default", "01JD4X7Q8M6Y2K3N5P7R9T1V3W", uint8(1), "id:u1", int64(1700000000123), []byte(`{"a":1}`))
 	f.Add("w", "k", uint8(5), "", int64(-1), []byte{0})
-	f.Fuzz(func(t *testing.T, ws, opID string, ai uint8, person string, ms int64, op []byte) {
+	f.Fuzz(func(t *testing.T, ws, opID string, ai uint8, person string, us int64, op []byte) {
 		if ws == "" || opID == "" || len(op) == 0 {
 			t.Skip("Decode rejects payloads missing a required field")
 		}
 		p := &task.Payload{
 			Workspace: ws, OpID: opID, Action: track.Actions[int(ai)%len(track.Actions)],
-			Person: person, EnqueuedAt: time.UnixMicro(ms).UTC(), Op: op,
+			Person: person, EnqueuedAt: task.TimeOfStamp(us), Timestamp: us / 1_000_000, Op: op,
 		}
 		got, err := task.Decode(task.Encode(p))
 		require.NoError(t, err)

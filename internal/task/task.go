@@ -50,7 +50,7 @@ const DefaultWorkspace = "default"
 // "default.<workspace>".
 func Queue(workspace string, a track.Action) string {
 	critical, def := Lanes(workspace)
-	if a.IsCritical() {
+	if Critical(a) {
 		return critical
 	}
 	return def
