@@ -157,3 +157,22 @@ func TestUsers_AnonymousAndUnnamedAndBounded(t *testing.T) {
 	require.Equal(t, int64(1), l.UsersUntracked)
 	require.Equal(t, int64(4), l.UniqueCalls, "calls about untracked people still count")
 }
+
+func TestUsers_DevicesAndRelationshipsApplyInTimestampOrder(t *testing.T) {
+	t.Parallel()
+	srv := start(t, fake.Options{Keys: keys()})
+	post := func(calls ...string) {
+		t.Helper()
+		a := send(t, srv, req{path: "/v1/batch", body: batch(calls...)})
+		require.Equal(t, http.StatusOK, a.Status, a.Body)
+	}
+	// The removals arrive first but are newer: they win.
+	post(`{"type":"track","userId":"u1","event":"Device Deleted","timestamp":"2024-01-01T00:00:02Z","context":{"device":{"token":"t1"}}}`,
+		`{"type":"track","userId":"u1","event":"Relationship Deleted","timestamp":"2024-01-01T00:00:02Z","properties":{"objectId":"acme","objectTypeId":1}}`)
+	post(`{"type":"track","userId":"u1","event":"Device Created or Updated","timestamp":"2024-01-01T00:00:01Z","context":{"device":{"token":"t1"}}}`,
+		`{"type":"group","userId":"u1","groupId":"acme","timestamp":"2024-01-01T00:00:01Z"}`,
+		`{"type":"group","userId":"u1","groupId":"beta","timestamp":"2024-01-01T00:00:03Z","traits":{"object_type_id":"1"}}`)
+	u, _ := srv.User(testWS, "id:u1")
+	require.Nil(t, u.Devices)
+	require.Equal(t, []string{"1:beta"}, u.Groups)
+}

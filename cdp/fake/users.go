@@ -12,8 +12,10 @@ import (
 
 // UserState is the final state of one person as the accepted calls left it
 // (resent calls are dropped and change nothing). Calls apply in timestamp
-// order whatever order they arrive in: a trait keeps the value of the
-// newest call that set it, and a delete or suppression hides what is older.
+// order whatever order they arrive in (a call without a timestamp is
+// stamped when received; equal timestamps apply in arrival order): a trait,
+// a device or a relationship keeps what the newest call about it said, and
+// a delete or suppression hides what is older.
 type UserState struct {
 	// Traits are the person's traits, each from the newest identify that
 	// set it, not older than the last delete.
@@ -44,8 +46,8 @@ type userState struct {
 	traits       map[string]any
 	traitTimes   map[string]time.Time
 	events       int64
-	devices      map[string]struct{}
-	groups       map[string]struct{}
+	devices      timedSet
+	groups       timedSet
 	aliases      map[string]struct{}
 	deleted      bool
 	deletedAt    time.Time
@@ -57,7 +59,7 @@ type userState struct {
 func newUserState() *userState {
 	return &userState{
 		traits: map[string]any{}, traitTimes: map[string]time.Time{},
-		devices: map[string]struct{}{}, groups: map[string]struct{}{}, aliases: map[string]struct{}{},
+		devices: timedSet{}, groups: timedSet{}, aliases: map[string]struct{}{},
 	}
 }
 
@@ -96,30 +98,64 @@ func (u *userState) apply(c *cdp.Call, t time.Time) {
 	case cdp.TypePage, cdp.TypeScreen:
 		u.events++
 	case cdp.TypeGroup:
-		u.groups[relationshipKey(c.Traits["object_type_id"], c.GroupID)] = struct{}{}
+		u.groups.set(relationshipKey(c.Traits["object_type_id"], c.GroupID), true, t)
 	case cdp.TypeAlias:
 		u.aliases[c.PreviousID] = struct{}{}
 	case cdp.TypeTrack:
-		u.applyTrack(c)
+		u.applyTrack(c, t)
 	}
 }
 
-func (u *userState) applyTrack(c *cdp.Call) {
+func (u *userState) applyTrack(c *cdp.Call, t time.Time) {
 	switch c.Event {
 	case cdp.EventDeviceCreatedOrUpdated, cdp.EventDeviceDeleted:
 		dev, _ := c.Context["device"].(map[string]any)
 		tok, _ := dev["token"].(string)
-		if c.Event == cdp.EventDeviceDeleted {
-			delete(u.devices, tok)
-		} else {
-			u.devices[tok] = struct{}{}
-		}
+		u.devices.set(tok, c.Event == cdp.EventDeviceCreatedOrUpdated, t)
 	case cdp.EventRelationshipDeleted:
 		id, _ := c.Properties["objectId"].(string)
-		delete(u.groups, relationshipKey(c.Properties["objectTypeId"], id))
+		u.groups.set(relationshipKey(c.Properties["objectTypeId"], id), false, t)
 	default:
 		u.events++
 	}
+}
+
+// timedSet is a set whose adds and removes apply in timestamp order: a
+// change older than the last one of its member is ignored (equal times
+// apply in arrival order).
+type timedSet map[string]timedMember
+
+type timedMember struct {
+	in bool
+	at time.Time
+}
+
+func (s timedSet) set(k string, in bool, t time.Time) {
+	if m, ok := s[k]; ok && t.Before(m.at) {
+		return
+	}
+	s[k] = timedMember{in: in, at: t}
+}
+
+// removeUpTo removes every member changed at or before t.
+func (s timedSet) removeUpTo(t time.Time) {
+	for k, m := range s {
+		if !m.at.After(t) {
+			s[k] = timedMember{in: false, at: t}
+		}
+	}
+}
+
+// members returns the members in the set, sorted.
+func (s timedSet) members() []string {
+	var out []string
+	for k, m := range s {
+		if m.in {
+			out = append(out, k)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // remove deletes the profile as of t: what is older goes.
@@ -134,8 +170,8 @@ func (u *userState) remove(t time.Time) {
 			delete(u.traitTimes, k)
 		}
 	}
-	clear(u.devices)
-	clear(u.groups)
+	u.devices.removeUpTo(t)
+	u.groups.removeUpTo(t)
 }
 
 // relationshipKey names a relationship "objectTypeId:objectId"; the type
@@ -159,7 +195,7 @@ func relationshipKey(typeID any, objectID string) string {
 func (u *userState) snapshot() UserState {
 	s := UserState{
 		Events: u.events, Deleted: u.deleted, Suppressed: u.suppressed, Calls: u.calls,
-		Devices: sortedKeys(u.devices), Groups: sortedKeys(u.groups), Aliases: sortedKeys(u.aliases),
+		Devices: u.devices.members(), Groups: u.groups.members(), Aliases: sortedKeys(u.aliases),
 	}
 	if len(u.traits) > 0 {
 		s.Traits = maps.Clone(u.traits)
