@@ -1,9 +1,12 @@
 package fake_test
 
 import (
+	"bytes"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -52,7 +55,8 @@ func TestAuth_EachKeyCountsInItsWorkspace(t *testing.T) {
 
 func TestAuth_NilKeysAcceptsAnyKeyUnderAHashedName(t *testing.T) {
 	t.Parallel()
-	srv := start(t, fake.Options{})
+	var logs syncBuffer
+	srv := start(t, fake.Options{Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	const key = "any-secret-key-123"
 	a := send(t, srv, req{path: "/v1/track", body: `{"userId":"u1","event":"e"}`, key: key})
 	require.Equal(t, http.StatusOK, a.Status)
@@ -65,6 +69,8 @@ func TestAuth_NilKeysAcceptsAnyKeyUnderAHashedName(t *testing.T) {
 	reqs, err := json.Marshal(srv.Requests())
 	require.NoError(t, err)
 	require.False(t, strings.Contains(string(b)+string(reqs), key), "the key never lands in the ledger or the request log")
+	require.Contains(t, logs.String(), "fake pipelines api request")
+	require.NotContains(t, logs.String(), key, "nor in the logs")
 	require.Equal(t, http.StatusUnauthorized, send(t, srv, req{path: "/v1/track", body: `{}`, key: "-"}).Status)
 }
 
@@ -90,4 +96,22 @@ func TestStrictMode_OptionsOverrideTheHeader(t *testing.T) {
 
 	_, err := fake.New(fake.Options{Strict: 7})
 	require.Error(t, err)
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
