@@ -36,6 +36,9 @@ func EncodedBatchSize(calls [][]byte) int {
 type Batch struct {
 	// Calls holds the valid calls by batch index; nil at an invalid one.
 	Calls []*Call
+	// Encoded holds each valid call's encoding (EncodeCall's output, batch
+	// defaults included) by batch index; nil at an invalid one.
+	Encoded [][]byte
 	// Invalid lists the invalid calls' errors, in index order; each Field
 	// starts with "batch[i]".
 	Invalid []*ValidationError
@@ -92,13 +95,15 @@ func ValidateRawBatch(body []byte) (*Batch, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &Batch{Calls: make([]*Call, len(*env.Batch))}
+	n := len(*env.Batch)
+	b := &Batch{Calls: make([]*Call, n), Encoded: make([][]byte, n)}
 	for i, raw := range *env.Batch {
 		prefix := fmt.Sprintf("batch[%d]", i)
-		c, err := ValidateRawCall(raw, "")
-		if err == nil && (ctx != nil || integ != nil) {
+		c, err := decodeRaw(raw, "")
+		var enc []byte
+		if err == nil {
 			ApplyBatchDefaults(c, ctx, integ)
-			err = ValidateCall(c)
+			enc, err = EncodeCall(c)
 		}
 		if err != nil {
 			ve := &ValidationError{Reason: err.Error()}
@@ -106,7 +111,7 @@ func ValidateRawBatch(body []byte) (*Batch, error) {
 			b.Invalid = append(b.Invalid, prefixed(prefix, ve))
 			continue
 		}
-		b.Calls[i] = c
+		b.Calls[i], b.Encoded[i] = c, enc
 	}
 	return b, nil
 }

@@ -139,7 +139,18 @@ func (c *Call) Clone() *Call {
 // and without HTML escaping, so the same call always encodes to the same
 // bytes.
 func (c Call) MarshalJSON() ([]byte, error) {
-	var buf bytes.Buffer
+	var buf, scratch bytes.Buffer
+	enc := json.NewEncoder(&scratch)
+	enc.SetEscapeHTML(false)
+	// value writes v's encoding, without json.Encoder's newline.
+	value := func(v any) error {
+		scratch.Reset()
+		if err := enc.Encode(v); err != nil {
+			return err
+		}
+		buf.Write(bytes.TrimSuffix(scratch.Bytes(), []byte("\n")))
+		return nil
+	}
 	buf.WriteByte('{')
 	first := true
 	field := func(name string, v any) error {
@@ -147,29 +158,24 @@ func (c Call) MarshalJSON() ([]byte, error) {
 			buf.WriteByte(',')
 		}
 		first = false
-		b, err := marshalNoEscape(name)
-		if err != nil {
+		if err := value(name); err != nil {
 			return err
 		}
-		buf.Write(b)
 		buf.WriteByte(':')
 		if raw, ok := v.(json.RawMessage); ok {
 			buf.Write(raw)
 			return nil
 		}
-		b, err = marshalNoEscape(v)
-		if err != nil {
+		if err := value(v); err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
-		buf.Write(b)
 		return nil
 	}
-	strs := []struct{ name, v string }{
+	for _, s := range [...]struct{ name, v string }{
 		{"type", string(c.Type)}, {"messageId", c.MessageID}, {"timestamp", c.Timestamp},
 		{"userId", c.UserID}, {"anonymousId", c.AnonymousID}, {"event", c.Event},
 		{"name", c.Name}, {"groupId", c.GroupID}, {"previousId", c.PreviousID},
-	}
-	for _, s := range strs {
+	} {
 		if s.v == "" {
 			continue
 		}
@@ -177,11 +183,10 @@ func (c Call) MarshalJSON() ([]byte, error) {
 			return nil, err
 		}
 	}
-	objs := []struct {
+	for _, o := range [...]struct {
 		name string
 		v    map[string]any
-	}{{"traits", c.Traits}, {"properties", c.Properties}, {"context", c.Context}, {"integrations", c.Integrations}}
-	for _, o := range objs {
+	}{{"traits", c.Traits}, {"properties", c.Properties}, {"context", c.Context}, {"integrations", c.Integrations}} {
 		if len(o.v) == 0 {
 			continue
 		}
@@ -189,9 +194,11 @@ func (c Call) MarshalJSON() ([]byte, error) {
 			return nil, err
 		}
 	}
-	for _, k := range slices.Sorted(maps.Keys(c.Extra)) {
-		if err := field(k, c.Extra[k]); err != nil {
-			return nil, err
+	if len(c.Extra) > 0 {
+		for _, k := range slices.Sorted(maps.Keys(c.Extra)) {
+			if err := field(k, c.Extra[k]); err != nil {
+				return nil, err
+			}
 		}
 	}
 	buf.WriteByte('}')

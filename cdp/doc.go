@@ -11,9 +11,9 @@
 // its type (a person by userId or anonymousId, an event name for track, a
 // groupId for group, the fields Customer.io's semantic events need) and
 // MaxCallBytes; EncodeCall validates and encodes it once, which is the form
-// a producer stores. ValidateRawCall and ValidateRawBatch decode what an SDK
-// sent, for ingest; fields the model does not name travel on unchanged in
-// Call.Extra.
+// a producer stores. DecodeCall and ValidateRawBatch decode what an SDK sent,
+// for ingest, and hand back each valid call's encoding, computed once;
+// fields the model does not name travel on unchanged in Call.Extra.
 //
 //	b, err := cdp.EncodeCall(&cdp.Call{
 //		Type:       cdp.TypeTrack,

@@ -126,6 +126,28 @@ func EncodeCall(c *Call) ([]byte, error) {
 // when not empty, is the type the request path sets: it replaces the body's
 // `type`, as the API does. Errors are *ValidationError.
 func ValidateRawCall(raw []byte, typ Type) (*Call, error) {
+	c, _, err := DecodeCall(raw, typ)
+	return c, err
+}
+
+// DecodeCall is ValidateRawCall that also returns the call's encoding
+// (EncodeCall's output), computed once while validating: what ingest
+// stores.
+func DecodeCall(raw []byte, typ Type) (*Call, []byte, error) {
+	c, err := decodeRaw(raw, typ)
+	if err != nil {
+		return nil, nil, err
+	}
+	b, err := EncodeCall(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, b, nil
+}
+
+// decodeRaw checks raw's size and decodes it; typ, when set, replaces the
+// type. It does not validate the rules.
+func decodeRaw(raw []byte, typ Type) (*Call, error) {
 	if len(raw) > MaxCallBytes {
 		return nil, tooBig("", "call", len(raw), MaxCallBytes)
 	}
@@ -135,9 +157,6 @@ func ValidateRawCall(raw []byte, typ Type) (*Call, error) {
 	}
 	if typ != "" {
 		c.Type = typ
-	}
-	if err := ValidateCall(c); err != nil {
-		return nil, err
 	}
 	return c, nil
 }
