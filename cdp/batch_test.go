@@ -143,3 +143,19 @@ func rawAll(bs [][]byte) []json.RawMessage {
 	}
 	return out
 }
+
+func TestDecoding_HandsBackTheEncodingOnce(t *testing.T) {
+	t.Parallel()
+	c, b, err := cdp.DecodeCall([]byte(`{"userId":"u1","event":"e","_metadata":{"a":1}}`), cdp.TypeTrack)
+	require.NoError(t, err)
+	want, err := cdp.EncodeCall(c)
+	require.NoError(t, err)
+	require.Equal(t, string(want), string(b))
+
+	batch, err := cdp.ValidateRawBatch([]byte(`{"batch":[{"type":"track","userId":"u1","event":"e"},{"type":"track"}],"context":{"ip":"1.2.3.4"}}`))
+	require.NoError(t, err)
+	require.Len(t, batch.Encoded, 2)
+	require.Equal(t, `{"type":"track","userId":"u1","event":"e","context":{"ip":"1.2.3.4"}}`, string(batch.Encoded[0]),
+		"the batch context is in the stored form")
+	require.Nil(t, batch.Encoded[1])
+}
