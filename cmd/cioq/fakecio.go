@@ -5,12 +5,15 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
+	cdpfake "github.com/cioq/cioq/cdp/fake"
 	"github.com/cioq/cioq/internal/config"
 	"github.com/cioq/cioq/track/fake"
 )
@@ -19,46 +22,68 @@ import (
 type fakecioOptions struct {
 	rate       float64
 	burst      int
+	cdpRate    float64
+	cdpBurst   int
 	retryAfter bool
 }
 
-// defaultFakeRate is the fake's default budget: Customer.io's stated
-// fair-use limit per workspace.
+// defaultFakeRate is the fake Track API's default budget: Customer.io's
+// stated fair-use limit per workspace.
 const defaultFakeRate = 100
+
+// defaultFakeCDPRate is the fake Pipelines API's default budget:
+// Customer.io's stated Pipelines limit, 3,000 requests per 3 seconds.
+const defaultFakeCDPRate = 1000
+
+// envCDPAPIKey is the Pipelines API key of the workspace from the
+// environment (docs/pipelines.md).
+const envCDPAPIKey = "CUSTOMERIO_CDP_API_KEY"
 
 func newFakecioCmd(g *globals) *cobra.Command {
 	var o fakecioOptions
 	cmd := &cobra.Command{
 		Use:   "fakecio",
-		Short: "Run the fake Customer.io Track API",
-		Long: `fakecio serves the fake Track API (package track/fake) on --addr (CIOQ_HTTP_ADDR):
-the v1 and v2 paths with Basic auth, body limits, validation, a token-bucket rate
-limit per workspace answering 429, and a ledger of what Customer.io would have
-done. Tools drive it over HTTP without auth: GET /_fake/ledger, GET and PUT
-/_fake/faults, POST /_fake/reset, GET /_fake/requests?limit=N.
+		Short: "Run the fake Customer.io Track and Pipelines APIs",
+		Long: `fakecio serves two fakes on one listener, --addr (CIOQ_HTTP_ADDR):
 
-Credentials: each configured workspace with a site id and an API key
-(CUSTOMERIO_SITE_ID / CUSTOMERIO_TRACK_API_KEY, or the config file); when none
-is set, any credentials are accepted. SIGINT or SIGTERM stops it gracefully.`,
+The Track API (package track/fake): the v1 and v2 paths with Basic auth, body
+limits, validation, a token-bucket rate limit per workspace (--rate) answering
+429, and a ledger of what Customer.io would have done. Tools drive it over HTTP
+without auth: GET /_fake/ledger, GET and PUT /_fake/faults, POST /_fake/reset,
+GET /_fake/requests?limit=N.
+
+The Pipelines API (package cdp/fake): POST /v1/identify, /v1/track, /v1/page,
+/v1/screen, /v1/group, /v1/alias and /v1/batch with Basic auth (the key as user
+name), the 32 KB / 500 KB limits, strict mode (X-Strict-Mode: 1) and permissive
+mode, a rate limit per workspace (--cdp-rate) and its own ledger, under
+/_fake/cdp/ (ledger, faults, reset, requests, users?workspace=W).
+
+Credentials: Track, each configured workspace with a site id and an API key
+(CUSTOMERIO_SITE_ID / CUSTOMERIO_TRACK_API_KEY, or the config file); Pipelines,
+CUSTOMERIO_CDP_API_KEY (workspace "default"). Where none is set, any is
+accepted. SIGINT or SIGTERM stops it gracefully.`,
 		Example: `  cioq fakecio --addr :8081 --rate 80
-  CUSTOMERIO_TRACK_URL=http://127.0.0.1:8081 cioq worker`,
+  CUSTOMERIO_TRACK_URL=http://127.0.0.1:8081 cioq worker
+  CUSTOMERIO_CDP_API_KEY=k cioq fakecio --addr :8081   # Pipelines at http://127.0.0.1:8081/v1`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := g.load()
 			if err != nil {
 				return err
 			}
-			return runFakecio(cmd, cfg, o)
+			return runFakecio(cmd, cfg, o, fakeCDPKeys(fakecioEnv(g)))
 		},
 	}
 	f := cmd.Flags()
 	f.Float64Var(&o.rate, "rate", defaultFakeRate, "requests/s each workspace may make before 429 (0: no limit)")
 	f.IntVar(&o.burst, "burst", 0, "token bucket size per workspace (0: max(1, rate))")
-	f.BoolVar(&o.retryAfter, "retry-after", false, "send Retry-After on 429 (the real API sends none)")
+	f.Float64Var(&o.cdpRate, "cdp-rate", defaultFakeCDPRate, "Pipelines requests/s each workspace may make before 429 (0: no limit)")
+	f.IntVar(&o.cdpBurst, "cdp-burst", 0, "Pipelines token bucket size per workspace (0: max(1, cdp-rate))")
+	f.BoolVar(&o.retryAfter, "retry-after", false, "send Retry-After on 429 (the real APIs send none)")
 	return cmd
 }
 
-func runFakecio(cmd *cobra.Command, cfg *config.Config, o fakecioOptions) error {
+func runFakecio(cmd *cobra.Command, cfg *config.Config, o fakecioOptions, cdpKeys map[string]string) error {
 	logger := cfg.Log.Logger(cmd.ErrOrStderr())
 	creds := fakeCredentials(cfg)
 	srv, err := fake.New(fake.Options{
@@ -67,6 +92,16 @@ func runFakecio(cmd *cobra.Command, cfg *config.Config, o fakecioOptions) error 
 		Burst:       o.burst,
 		RetryAfter:  o.retryAfter,
 		Logger:      logger,
+	})
+	if err != nil {
+		return usageError(err)
+	}
+	cdpSrv, err := cdpfake.New(cdpfake.Options{
+		Keys:       cdpKeys,
+		RateLimit:  o.cdpRate,
+		Burst:      o.cdpBurst,
+		RetryAfter: o.retryAfter,
+		Logger:     logger,
 	})
 	if err != nil {
 		return usageError(err)
@@ -83,8 +118,14 @@ func runFakecio(cmd *cobra.Command, cfg *config.Config, o fakecioOptions) error 
 	} else {
 		attrs = append(attrs, slog.Int("workspaces", len(creds)))
 	}
+	attrs = append(attrs, slog.Float64("cdp_rate", o.cdpRate), slog.Int("cdp_burst", o.cdpBurst))
+	if cdpKeys == nil {
+		attrs = append(attrs, slog.String("cdp_credentials", "any"))
+	} else {
+		attrs = append(attrs, slog.Int("cdp_workspaces", len(cdpKeys)))
+	}
 	logger.InfoContext(ctx, "fake track api listening", attrs...)
-	if err := srv.ServeHandler(ctx, ln, fakecioHandler(srv)); err != nil {
+	if err := srv.ServeHandler(ctx, ln, fakecioHandler(srv, cdpSrv)); err != nil {
 		return fmt.Errorf("fakecio: %w", err)
 	}
 	logger.InfoContext(ctx, "fake track api stopped")
@@ -107,6 +148,26 @@ func fakeCredentials(cfg *config.Config) map[string]string {
 	return creds
 }
 
+// fakeCDPKeys maps the Pipelines API key of the environment
+// (CUSTOMERIO_CDP_API_KEY) to the workspace from the environment; nil (any
+// key accepted) when it is unset or blank.
+func fakeCDPKeys(lookup func(string) (string, bool)) map[string]string {
+	key, _ := lookup(envCDPAPIKey)
+	if key = strings.TrimSpace(key); key == "" {
+		return nil
+	}
+	return map[string]string{key: config.DefaultWorkspaceName}
+}
+
+// fakecioEnv returns the environment lookup of the command: the injected
+// one, else os.LookupEnv.
+func fakecioEnv(g *globals) func(string) (string, bool) {
+	if g.env != nil {
+		return g.env
+	}
+	return os.LookupEnv
+}
+
 // listenURL is the base URL clients use for a listener: an unspecified host
 // (":8081", "[::]:8081") becomes 127.0.0.1.
 func listenURL(a net.Addr) string {
@@ -120,10 +181,12 @@ func listenURL(a net.Addr) string {
 	return "http://" + net.JoinHostPort(host, port)
 }
 
-// fakecioHandler serves the fake Track API plus, like every cioq server
+// fakecioHandler serves the fake Track API, the fake Pipelines API (/v1/
+// and its control API under /_fake/cdp/) plus, like every cioq server
 // command, /healthz, /readyz and /metrics (Go and process metrics; the
-// fake's counters are its ledger at /_fake/ledger).
-func fakecioHandler(srv *fake.Server) http.Handler {
+// fakes' counters are their ledgers at /_fake/ledger and
+// /_fake/cdp/ledger).
+func fakecioHandler(srv *fake.Server, cdpSrv *cdpfake.Server) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	ok := func(rw http.ResponseWriter, _ *http.Request) {
@@ -134,6 +197,8 @@ func fakecioHandler(srv *fake.Server) http.Handler {
 	mux.HandleFunc("GET /healthz", ok)
 	mux.HandleFunc("GET /readyz", ok)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle("/v1/", cdpSrv.Handler())
+	mux.Handle(cdpfake.ControlPrefix, cdpSrv.Handler())
 	mux.Handle("/", srv.Handler())
 	return mux
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"net"
 	"net/http"
 	"regexp"
@@ -11,7 +12,10 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/cioq/cioq/cdp"
+	cdpfake "github.com/cioq/cioq/cdp/fake"
 	"github.com/cioq/cioq/internal/config"
+	trackfake "github.com/cioq/cioq/track/fake"
 )
 
 var urlRE = regexp.MustCompile(`url=(http://\S+)`)
@@ -67,6 +71,33 @@ func postBatch(t *testing.T, base, site, key string) int {
 	return resp.StatusCode
 }
 
+const cdpBody = `{"batch":[{"type":"track","userId":"u1","event":"purchase","messageId":"m1"}]}`
+
+// postCDP posts cdpBody to the Pipelines batch path with key, in strict
+// mode, and returns the status.
+func postCDP(t *testing.T, base, key string) int {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, base+"/v1/batch", strings.NewReader(cdpBody))
+	require.NoError(t, err)
+	req.SetBasicAuth(key, "")
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(cdp.StrictModeHeader, "1")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	_ = resp.Body.Close()
+	return resp.StatusCode
+}
+
+// getJSON decodes the JSON answer of GET base+path into out.
+func getJSON(t *testing.T, base, path string, out any) {
+	t.Helper()
+	resp, err := http.Get(base + path)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode, path)
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(out))
+}
+
 func TestFakecio(t *testing.T) {
 	t.Parallel()
 
@@ -112,9 +143,53 @@ func TestFakecio(t *testing.T) {
 		require.Equal(t, exitOK, stop().code)
 	})
 
+	t.Run("ServesTheTrackAndPipelinesFakesOnOneListener", func(t *testing.T) {
+		t.Parallel()
+		base, stop := startFakecio(t, nil)
+		require.Equal(t, http.StatusOK, postBatch(t, base, "site", "key"))
+		require.Equal(t, http.StatusOK, postCDP(t, base, "any-key"))
+		var tl trackfake.Ledger
+		getJSON(t, base, "/_fake/ledger", &tl)
+		require.Equal(t, int64(1), tl.UniqueOps)
+		var cl cdpfake.Ledger
+		getJSON(t, base, cdpfake.ControlPrefix+"ledger", &cl)
+		require.Equal(t, int64(1), cl.UniqueCalls)
+		require.Zero(t, cl.Permissive)
+		r := stop()
+		require.Equal(t, exitOK, r.code, r.stderr)
+		require.Contains(t, r.stderr, "cdp_credentials=any")
+	})
+
+	t.Run("ChecksThePipelinesKeyFromTheEnvironment", func(t *testing.T) {
+		t.Parallel()
+		const cdpKey = "cdp-s3cr3t-from-env"
+		base, stop := startFakecio(t, map[string]string{"CUSTOMERIO_CDP_API_KEY": cdpKey})
+		require.Equal(t, http.StatusUnauthorized, postCDP(t, base, "wrong"))
+		require.Equal(t, http.StatusOK, postCDP(t, base, cdpKey))
+		var cl cdpfake.Ledger
+		getJSON(t, base, cdpfake.ControlPrefix+"ledger", &cl)
+		require.Equal(t, int64(1), cl.PerWorkspace["default"].UniqueCalls)
+		require.Equal(t, http.StatusOK, postBatch(t, base, "any-site", "any-key"), "Track credentials stay open")
+		r := stop()
+		require.Equal(t, exitOK, r.code, r.stderr)
+		require.Contains(t, r.stderr, "cdp_workspaces=1")
+		require.NotContains(t, r.stderr, cdpKey)
+	})
+
+	t.Run("PipelinesRateLimitAnswers429", func(t *testing.T) {
+		t.Parallel()
+		base, stop := startFakecio(t, nil, "--cdp-rate", "0.016", "--cdp-burst", "1")
+		require.Equal(t, http.StatusOK, postCDP(t, base, "k"))
+		require.Equal(t, http.StatusTooManyRequests, postCDP(t, base, "k"))
+		require.Equal(t, http.StatusOK, postBatch(t, base, "s", "k"), "the Track fake has its own budget")
+		require.Equal(t, exitOK, stop().code)
+	})
+
 	t.Run("NegativeRateIsAUsageError", func(t *testing.T) {
 		t.Parallel()
 		r := run(t, nil, "fakecio", "--addr", "127.0.0.1:0", "--rate", "-1")
+		require.Equal(t, exitUsage, r.code, r.outputs)
+		r = run(t, nil, "fakecio", "--addr", "127.0.0.1:0", "--cdp-rate", "-1")
 		require.Equal(t, exitUsage, r.code, r.outputs)
 	})
 
@@ -138,6 +213,16 @@ func TestFakeCredentials(t *testing.T) {
 	}}
 	require.Equal(t, map[string]string{"s1": "k1", "s3": "k3"}, fakeCredentials(cfg))
 	require.Nil(t, fakeCredentials(&config.Config{Workspaces: []config.Workspace{{Name: "default"}}}))
+}
+
+func TestFakeCDPKeys(t *testing.T) {
+	t.Parallel()
+	env := func(kv map[string]string) func(string) (string, bool) {
+		return func(k string) (string, bool) { v, ok := kv[k]; return v, ok }
+	}
+	require.Nil(t, fakeCDPKeys(env(nil)))
+	require.Nil(t, fakeCDPKeys(env(map[string]string{"CUSTOMERIO_CDP_API_KEY": "  "})))
+	require.Equal(t, map[string]string{"k": "default"}, fakeCDPKeys(env(map[string]string{"CUSTOMERIO_CDP_API_KEY": " k "})))
 }
 
 func TestListenURL(t *testing.T) {
