@@ -176,7 +176,7 @@ type Workspace struct {
 	// TrackURL is the Track API base URL; a trailing "/", "/api/v1" or
 	// "/api/v2" is stripped. Env CUSTOMERIO_TRACK_URL. Empty means the
 	// region's URL (TrackURLUS or TrackURLEU).
-	TrackURL string `mapstructure:"track_url" yaml:"track_url"`
+	TrackURL string `mapstructure:"track_url" yaml:"track_url" redact:"url"`
 	// RateLimit is the request budget in requests/s across all replicas.
 	// Env CIOQ_RATE_LIMIT. Zero means DefaultRateLimit (80).
 	RateLimit float64 `mapstructure:"rate_limit" yaml:"rate_limit"`
