@@ -27,7 +27,7 @@ else
   SUDO=
 fi
 
-echo "ensure-chromium: chromium not found; installing Debian's chromium with apt-get (about a minute)" >&2
+echo "ensure-chromium: chromium not found; installing Debian's chromium with apt-get (about 20 s)" >&2
 start=$(date +%s)
 log=$(mktemp "${TMPDIR:-/tmp}/cioq-chromium.XXXXXX")
 trap 'rm -f "$log"' EXIT
