@@ -162,7 +162,7 @@ func runWorker(ctx context.Context, g *globals, cfg *config.Config, monitoring b
 	}
 	servers := []*http.Server{{Handler: guardAdmin(mux, cfg.Monitoring), ReadHeaderTimeout: 5 * time.Second}}
 	listeners := []net.Listener{ln}
-	logger.Info("worker http listening", slog.String("url", listenURL(ln.Addr())),
+	logger.Info("worker http listening", slog.String("url", listenURL(ln.Addr())), slog.String("addr", ln.Addr().String()),
 		slog.String("public_paths", "/healthz /readyz /health/customerio /metrics"),
 		slog.String("admin_paths", adminPaths), slog.String("admin_access", adminAccess(cfg.Monitoring)))
 	if a := cfg.Monitoring.AdminAddr; a != "" {
@@ -179,7 +179,7 @@ func runWorker(ctx context.Context, g *globals, cfg *config.Config, monitoring b
 		}
 		servers = append(servers, &http.Server{Handler: admin, ReadHeaderTimeout: 5 * time.Second})
 		listeners = append(listeners, aln)
-		logger.Info("worker admin listening", slog.String("url", listenURL(aln.Addr())),
+		logger.Info("worker admin listening", slog.String("url", listenURL(aln.Addr())), slog.String("addr", aln.Addr().String()),
 			slog.String("admin_paths", adminPaths), slog.String("admin_access", access))
 	} else if !cfg.Monitoring.HasCredentials() {
 		logger.Warn("worker admin paths refused: no monitoring credentials and no admin listener",
