@@ -113,7 +113,7 @@ func (h *Handler) batch(ctx context.Context, ws Workspace, body []byte, key stri
 	if len(errs) == len(env.Batch) {
 		status = http.StatusBadRequest
 	}
-	b, _ := json.Marshal(track.BatchResponse{Errors: errs})
+	b, _ := json.Marshal(track.NewBatchResponse(errs)) // capped: track.MaxItemErrors
 	return answer{status: status, body: b}
 }
 

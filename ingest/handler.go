@@ -169,7 +169,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) (string, answer)
 // authorize returns the client whose Basic-auth credentials r carries, or
 // nil.
 func (h *Handler) authorize(r *http.Request) *client {
-	site, key, ok := r.BasicAuth()
+	site, key, ok := track.BasicAuth(r)
 	if !ok || site == "" {
 		return nil
 	}

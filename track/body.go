@@ -41,5 +41,10 @@ func NewErrorBody(msgs ...string) []byte {
 
 // BatchResponse is the body of a v2 batch answer with per-op errors.
 type BatchResponse struct {
+	// Errors are the failed ops, by batch_index.
 	Errors []ItemError `json:"errors,omitempty"`
+	// Omitted counts the failed ops left out of Errors (NewBatchResponse
+	// lists at most MaxItemErrors). When it is not zero, the outcome of
+	// the ops after the last one listed is unknown to the client.
+	Omitted int `json:"errors_omitted,omitempty"`
 }

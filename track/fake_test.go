@@ -2,6 +2,7 @@ package track_test
 
 import (
 	"encoding/json"
+	"errors"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -65,4 +66,33 @@ func TestClient_AgainstFake(t *testing.T) {
 		require.NoError(t, err)
 		require.ErrorIs(t, wrong.Delete(ctx, "u1"), track.ErrUnauthorized)
 	})
+}
+
+// A batch whose failed ops outnumber the fake's error list
+// (track.MaxItemErrors) is an *APIError, its per-op outcome unknown; a
+// smaller one lists every failed op.
+func TestClient_BatchErrorListCutShortAgainstFake(t *testing.T) {
+	t.Parallel()
+	srv := fake.NewServer(fake.Options{Credentials: map[string]string{testSite: testKey}})
+	t.Cleanup(srv.Close)
+	c, err := track.NewClient(track.Config{SiteID: testSite, APIKey: testKey, BaseURL: srv.URL})
+	require.NoError(t, err)
+	empty := func(n int) [][]byte {
+		ops := make([][]byte, n)
+		for i := range ops {
+			ops[i] = []byte(`{}`)
+		}
+		return ops
+	}
+	err = c.BatchEncoded(t.Context(), empty(track.MaxItemErrors))
+	var be *track.BatchError
+	require.ErrorAs(t, err, &be)
+	require.Len(t, be.Items, track.MaxItemErrors)
+
+	err = c.BatchEncoded(t.Context(), empty(track.MaxItemErrors+1))
+	var ae *track.APIError
+	require.ErrorAs(t, err, &ae)
+	require.False(t, errors.As(err, &be), "not a *BatchError: the list is incomplete")
+	require.ErrorIs(t, err, track.ErrInvalidRequest)
+	require.Equal(t, 400, ae.StatusCode)
 }

@@ -27,3 +27,18 @@ func NewItemError(i int, err error) ItemError {
 	}
 	return it
 }
+
+// MaxItemErrors is the most batch_index errors a batch answer lists (ingest
+// and the fake): a batch of many bad ops gets the first MaxItemErrors, by
+// index, and the count of the others in BatchResponse.Omitted, so the
+// answer stays small whatever the request holds.
+const MaxItemErrors = 100
+
+// NewBatchResponse returns the answer listing errs (sorted by index): the
+// first MaxItemErrors of them and how many more there are.
+func NewBatchResponse(errs []ItemError) BatchResponse {
+	if len(errs) <= MaxItemErrors {
+		return BatchResponse{Errors: errs}
+	}
+	return BatchResponse{Errors: errs[:MaxItemErrors:MaxItemErrors], Omitted: len(errs) - MaxItemErrors}
+}

@@ -109,7 +109,18 @@ func (c *Client) answer(req request, resp *http.Response, body []byte, readErr e
 			return &TransportError{Method: req.method, Path: req.path, Err: readErr, Timeout: isTimeout(readErr)}
 		}
 		if ok || errors.Is(StatusClass(resp.StatusCode), ErrInvalidRequest) {
-			if items := batchItems(body, req.batchOps); len(items) > 0 {
+			items, omitted := batchItems(body, req.batchOps)
+			if omitted > 0 {
+				// The list was cut short (BatchResponse.Omitted): which of
+				// the later ops failed is unknown, so the batch is
+				// answered as a whole; sending it in smaller parts gets
+				// every op its own outcome (ops are idempotent).
+				if len(body) > maxBodyInError {
+					body = body[:maxBodyInError]
+				}
+				return &APIError{Method: req.method, Path: req.path, StatusCode: resp.StatusCode, Body: body}
+			}
+			if len(items) > 0 {
 				return &BatchError{StatusCode: resp.StatusCode, Items: items}
 			}
 		}
@@ -127,10 +138,11 @@ func (c *Client) answer(req request, resp *http.Response, body []byte, readErr e
 }
 
 // batchItems returns the per-op errors of a batch answer whose batch_index
-// is within [0, n); none when the body has no such errors.
-func batchItems(body []byte, n int) []ItemError {
+// is within [0, n), none when the body has no such errors, and how many
+// errors the answer says it left out (BatchResponse.Omitted).
+func batchItems(body []byte, n int) ([]ItemError, int) {
 	if len(body) == 0 {
-		return nil
+		return nil, 0
 	}
 	var br struct {
 		Errors []struct {
@@ -139,9 +151,10 @@ func batchItems(body []byte, n int) []ItemError {
 			Field   string `json:"field"`
 			Message string `json:"message"`
 		} `json:"errors"`
+		Omitted int `json:"errors_omitted"`
 	}
 	if json.Unmarshal(body, &br) != nil {
-		return nil
+		return nil, 0
 	}
 	var items []ItemError
 	for _, e := range br.Errors {
@@ -150,7 +163,7 @@ func batchItems(body []byte, n int) []ItemError {
 		}
 		items = append(items, ItemError{Index: *e.Index, Reason: e.Reason, Field: e.Field, Message: e.Message})
 	}
-	return items
+	return items, br.Omitted
 }
 
 // readBody reads at most MaxResponseBytes, drains a bounded rest so the

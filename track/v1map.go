@@ -164,6 +164,13 @@ func V1ToV2(method, escapedPath string, body []byte) (*Op, error) {
 //   - suppress, unsuppress, delete: the body is ignored;
 //   - merge: primary and secondary are kept.
 //
+// Fields the official clients send with another JSON type than the one
+// documented are taken and normalised (v1fields.go): device.last_used,
+// timestamp and _timestamp as a number or a string holding one;
+// anonymous_id, the event id, device.id and merge identifiers as a string
+// or a number. An anonymous event without anonymous_id is refused: the v2
+// API has no event without a person.
+//
 // A body that does not decode into the call's shape returns a
 // *MalformedError (ErrMalformedBody); an op that breaks a rule or limit
 // returns a *ValidationError (ErrInvalidOp), checked with ValidateOp except
@@ -202,7 +209,7 @@ func (c V1Call) mapOp(body []byte) (*Op, error) {
 		if err != nil {
 			return nil, err
 		}
-		if ev.AnonymousID != "" {
+		if ev.anonymousID != "" {
 			return nil, malformed("anonymous_id: only for POST /api/v1/events")
 		}
 		return v1Event(ev, IdentifiersFromV1(c.Params[0]))
@@ -211,7 +218,12 @@ func (c V1Call) mapOp(body []byte) (*Op, error) {
 		if err != nil {
 			return nil, err
 		}
-		return v1Event(ev, Identifiers{AnonymousID: ev.AnonymousID})
+		if ev.anonymousID == "" {
+			// Customer.io takes an event without anonymous_id (an "invite"
+			// event naming data.recipient); a v2 op needs a person.
+			return nil, invalid("identifiers", "an anonymous event needs anonymous_id: cioq delivers through the v2 API, which has no event without a person")
+		}
+		return v1Event(ev, Identifiers{AnonymousID: ev.anonymousID})
 	case V1AddDevice:
 		return v1AddDevice(person(ActionAddDevice), body)
 	case V1DeleteDevice:
@@ -220,13 +232,21 @@ func (c V1Call) mapOp(body []byte) (*Op, error) {
 		return op, nil
 	case V1Merge:
 		var req struct {
-			Primary   *Identifiers `json:"primary"`
-			Secondary *Identifiers `json:"secondary"`
+			Primary   map[string]any `json:"primary"`
+			Secondary map[string]any `json:"secondary"`
 		}
 		if err := decodeStrict(body, &req); err != nil {
 			return nil, malformed("malformed merge: %s", jsonErrorText(err))
 		}
-		return &Op{Type: "person", Action: ActionMerge, Primary: req.Primary, Secondary: req.Secondary}, nil
+		primary, err := v1Identifiers("primary", req.Primary)
+		if err != nil {
+			return nil, err
+		}
+		secondary, err := v1Identifiers("secondary", req.Secondary)
+		if err != nil {
+			return nil, err
+		}
+		return &Op{Type: "person", Action: ActionMerge, Primary: primary, Secondary: secondary}, nil
 	}
 	return nil, &RouteError{StatusCode: http.StatusNotFound}
 }
@@ -236,13 +256,14 @@ func v1Identify(op *Op, body []byte) (*Op, error) {
 		return op, nil
 	}
 	var attrs map[string]any
-	if err := decodeStrict(body, &attrs); err != nil || attrs == nil {
+	if err := decodeStrict(body, &attrs); err != nil {
 		return nil, malformed("body must be a JSON object of attributes")
 	}
+	// null (go-customerio's Identify with nil attributes) is no attributes.
 	if ts, ok := attrs["_timestamp"]; ok {
-		n, err := unixSeconds(ts)
+		n, err := v1Seconds(ts, false)
 		if err != nil {
-			return nil, malformed("_timestamp: %s", err.Error())
+			return nil, v1FieldError("_timestamp", err)
 		}
 		op.Timestamp = n
 		delete(attrs, "_timestamp")
@@ -253,20 +274,35 @@ func v1Identify(op *Op, body []byte) (*Op, error) {
 	return op, nil
 }
 
-// v1EventBody is the body of a v1 event.
+// v1EventBody is the body of a v1 event. ID, Timestamp and AnonymousID
+// take what the official clients send (v1fields.go).
 type v1EventBody struct {
 	Name        string         `json:"name"`
-	ID          string         `json:"id,omitempty"`
+	ID          any            `json:"id,omitempty"`
 	Type        string         `json:"type,omitempty"`
-	Timestamp   int64          `json:"timestamp,omitempty"`
+	Timestamp   any            `json:"timestamp,omitempty"`
 	Data        map[string]any `json:"data,omitempty"`
-	AnonymousID string         `json:"anonymous_id,omitempty"`
+	AnonymousID any            `json:"anonymous_id,omitempty"`
+
+	// Normalised by decodeV1Event.
+	id, anonymousID string
+	timestamp       int64
 }
 
 func decodeV1Event(body []byte) (v1EventBody, error) {
 	var ev v1EventBody
 	if err := decodeStrict(body, &ev); err != nil {
 		return ev, malformed("malformed event: %s", jsonErrorText(err))
+	}
+	var err error
+	if ev.id, err = v1Text(ev.ID); err != nil {
+		return ev, v1FieldError("id", err)
+	}
+	if ev.anonymousID, err = v1Text(ev.AnonymousID); err != nil {
+		return ev, v1FieldError("anonymous_id", err)
+	}
+	if ev.timestamp, err = v1Seconds(ev.Timestamp, false); err != nil {
+		return ev, v1FieldError("timestamp", err)
 	}
 	return ev, nil
 }
@@ -282,7 +318,7 @@ func v1Event(ev v1EventBody, ids Identifiers) (*Op, error) {
 	default:
 		return nil, malformed(`type: must be "event", "page" or "screen"`)
 	}
-	op := &Op{Type: "person", Action: action, Name: ev.Name, ID: ev.ID, Timestamp: ev.Timestamp, Attributes: ev.Data}
+	op := &Op{Type: "person", Action: action, Name: ev.Name, ID: ev.id, Timestamp: ev.timestamp, Attributes: ev.Data}
 	if !ids.IsZero() {
 		op.Identifiers = &ids
 	}
@@ -292,9 +328,9 @@ func v1Event(ev v1EventBody, ids Identifiers) (*Op, error) {
 func v1AddDevice(op *Op, body []byte) (*Op, error) {
 	var req struct {
 		Device *struct {
-			ID         string         `json:"id"`
+			ID         any            `json:"id"`
 			Platform   string         `json:"platform,omitempty"`
-			LastUsed   int64          `json:"last_used,omitempty"`
+			LastUsed   any            `json:"last_used,omitempty"`
 			Attributes map[string]any `json:"attributes,omitempty"`
 		} `json:"device"`
 	}
@@ -302,13 +338,22 @@ func v1AddDevice(op *Op, body []byte) (*Op, error) {
 		return nil, malformed("malformed device: %s", jsonErrorText(err))
 	}
 	if d := req.Device; d != nil {
-		op.Device = &Device{Token: d.ID, Platform: d.Platform, LastUsed: d.LastUsed, Attributes: d.Attributes}
+		token, err := v1Text(d.ID)
+		if err != nil {
+			return nil, v1FieldError("device.id", err)
+		}
+		lastUsed, err := v1Seconds(d.LastUsed, true)
+		if err != nil {
+			return nil, v1FieldError("device.last_used", err)
+		}
+		op.Device = &Device{Token: token, Platform: d.Platform, LastUsed: lastUsed, Attributes: d.Attributes}
 	}
 	return op, nil
 }
 
 // decodeStrict decodes exactly one JSON value into v, rejecting unknown
-// fields and trailing data; numbers in maps decode as json.Number.
+// fields and trailing data; numbers in maps and in fields of type any
+// decode as json.Number.
 func decodeStrict(b []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
@@ -320,17 +365,4 @@ func decodeStrict(b []byte, v any) error {
 		return errors.New("trailing data after the JSON value")
 	}
 	return nil
-}
-
-// unixSeconds reads a v1 _timestamp: a whole number of seconds.
-func unixSeconds(v any) (int64, error) {
-	n, ok := v.(json.Number)
-	if !ok {
-		return 0, errors.New("must be a number of unix seconds")
-	}
-	i, err := n.Int64()
-	if err != nil {
-		return 0, errors.New("must be a whole number of unix seconds")
-	}
-	return i, nil
 }

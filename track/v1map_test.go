@@ -145,3 +145,85 @@ func TestV1ToV2_LargeEventIsNotHeldToV2OpLimit(t *testing.T) {
 	require.Equal(t, track.ActionEvent, op.Action)
 	require.ErrorIs(t, track.ValidateOp(op), track.ErrInvalidOp)
 }
+
+// TestV1ToV2_OfficialClientShapes: what the official clients send with a
+// JSON type other than the documented one is taken and normalised to the
+// v2 op (go-customerio v3 device.last_used as a string, Python/Ruby/Node
+// integer ids as numbers, ...).
+func TestV1ToV2_OfficialClientShapes(t *testing.T) {
+	t.Parallel()
+	id := func(s string) *track.Identifiers { return &track.Identifiers{ID: s} }
+	device := func(d track.Device) *track.Op {
+		return &track.Op{Type: "person", Action: track.ActionAddDevice, Identifiers: id("u1"), Device: &d}
+	}
+	tests := []struct {
+		name, method, path, body string
+		want                     *track.Op
+	}{
+		{"GoLastUsedDigitString", http.MethodPut, "/api/v1/customers/u1/devices",
+			`{"device":{"id":"tok","platform":"ios","last_used":"1700000000","attributes":null}}`,
+			device(track.Device{Token: "tok", Platform: "ios", LastUsed: 1700000000})},
+		{"GoLastUsedFloatString", http.MethodPut, "/api/v1/customers/u1/devices",
+			`{"device":{"id":"tok","platform":"ios","last_used":"1.7e+09"}}`,
+			device(track.Device{Token: "tok", Platform: "ios", LastUsed: 1700000000})},
+		{"PythonLastUsedFloatDropsFraction", http.MethodPut, "/api/v1/customers/u1/devices",
+			`{"device":{"id":"tok","platform":"android","last_used":1700000000.987}}`,
+			device(track.Device{Token: "tok", Platform: "android", LastUsed: 1700000000})},
+		{"NumericDeviceID", http.MethodPut, "/api/v1/customers/u1/devices",
+			`{"device":{"id":12345,"platform":"android"}}`,
+			device(track.Device{Token: "12345", Platform: "android"})},
+		{"GoIdentifyNilAttributes", http.MethodPut, "/api/v1/customers/u1", `null`,
+			&track.Op{Type: "person", Action: track.ActionIdentify, Identifiers: id("u1")}},
+		{"UnderscoreTimestampAsString", http.MethodPut, "/api/v1/customers/u1", `{"_timestamp":"1700000001","plan":"pro"}`,
+			&track.Op{Type: "person", Action: track.ActionIdentify, Identifiers: id("u1"), Timestamp: 1700000001,
+				Attributes: map[string]any{"plan": "pro"}}},
+		{"EventTimestampAsWholeFloat", http.MethodPost, "/api/v1/customers/u1/events", `{"name":"x","timestamp":1.7e9,"data":null}`,
+			&track.Op{Type: "person", Action: track.ActionEvent, Identifiers: id("u1"), Name: "x", Timestamp: 1700000000}},
+		{"NumericEventID", http.MethodPost, "/api/v1/customers/u1/events", `{"name":"x","id":42}`,
+			&track.Op{Type: "person", Action: track.ActionEvent, Identifiers: id("u1"), Name: "x", ID: "42"}},
+		{"PythonNumericAnonymousID", http.MethodPost, "/api/v1/events", `{"name":"sign_up","data":{"email":"a@b.c"},"anonymous_id":123}`,
+			&track.Op{Type: "person", Action: track.ActionEvent, Identifiers: &track.Identifiers{AnonymousID: "123"}, Name: "sign_up",
+				Attributes: map[string]any{"email": "a@b.c"}}},
+		{"NodeNumericMergeIDs", http.MethodPost, "/api/v1/merge_customers", `{"primary":{"id":42},"secondary":{"cio_id":"abc"}}`,
+			&track.Op{Type: "person", Action: track.ActionMerge, Primary: id("42"), Secondary: &track.Identifiers{CioID: "abc"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := track.V1ToV2(tt.method, tt.path, []byte(tt.body))
+			require.NoError(t, err)
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("op (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// What no client sends and Customer.io documents as wrong stays refused,
+// with the field named and no value quoted.
+func TestV1ToV2_RejectsBadLenientFields(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, method, path, body string
+		wantInMessage            string
+	}{
+		{"LastUsedNotANumber", http.MethodPut, "/api/v1/customers/u1/devices", `{"device":{"id":"t","platform":"ios","last_used":"yesterday"}}`, "device.last_used: must be unix seconds"},
+		{"LastUsedMilliseconds", http.MethodPut, "/api/v1/customers/u1/devices", `{"device":{"id":"t","platform":"ios","last_used":"1700000000000"}}`, "not milliseconds"},
+		{"LastUsedNaN", http.MethodPut, "/api/v1/customers/u1/devices", `{"device":{"id":"t","platform":"ios","last_used":"NaN"}}`, "device.last_used"},
+		{"LastUsedObject", http.MethodPut, "/api/v1/customers/u1/devices", `{"device":{"id":"t","platform":"ios","last_used":{}}}`, "device.last_used"},
+		{"EventTimestampFraction", http.MethodPost, "/api/v1/customers/u1/events", `{"name":"x","timestamp":"1700000000.5"}`, "timestamp: must be a whole number"},
+		{"AnonymousIDObject", http.MethodPost, "/api/v1/events", `{"name":"x","anonymous_id":{"a":1}}`, "anonymous_id: must be a string"},
+		{"MergeUnknownIdentifier", http.MethodPost, "/api/v1/merge_customers", `{"primary":{"user":"a"},"secondary":{"id":"b"}}`, "primary.user: unknown identifier"},
+		{"MergeBoolIdentifier", http.MethodPost, "/api/v1/merge_customers", `{"primary":{"id":true},"secondary":{"id":"b"}}`, "primary.id: must be a string"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			op, err := track.V1ToV2(tt.method, tt.path, []byte(tt.body))
+			require.Nil(t, op)
+			require.ErrorIs(t, err, track.ErrMalformedBody)
+			require.ErrorContains(t, err, tt.wantInMessage)
+			require.NotContains(t, err.Error(), "yesterday")
+		})
+	}
+}

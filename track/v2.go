@@ -69,7 +69,11 @@ func EncodedBatchSize(ops [][]byte) int {
 //   - *BatchError: the answer (2xx, 207, or a permanent 4xx such as 400)
 //     listed per-op errors by batch_index; those ops failed, every other op
 //     was accepted.
-//   - *APIError: any other non-2xx answer; no op was accepted.
+//   - *APIError: any other non-2xx answer; no op was accepted. Also an
+//     answer whose error list was cut short (errors_omitted, see
+//     BatchResponse): some ops may have been accepted, but which of the
+//     unlisted ones failed is unknown; send the ops again in smaller
+//     batches (the worker halves a batch on a permanent error).
 //   - *TransportError: no answer (network error, timeout, reset, or a body
 //     that could not be read); the outcome is unknown.
 //   - *ValidationError: nothing was sent: no ops is not an error (nil is

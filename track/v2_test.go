@@ -169,6 +169,8 @@ func TestClient_BatchOutcomes(t *testing.T) {
 		{"400WithoutErrors", 400, `{"meta":{"error":"malformed"}}`, nil, nil, track.ErrInvalidRequest},
 		{"400WithErrorsOutOfRange", 400, `{"errors":[{"batch_index":9},{"batch_index":-1},{"reason":"no index"}]}`, nil, nil, track.ErrInvalidRequest},
 		{"200IgnoresErrorsOutOfRange", 200, `{"errors":[{"batch_index":4,"reason":"x"},{"batch_index":2,"reason":"y"}]}`, nil, []track.ItemError{{Index: 2, Reason: "y"}}, nil},
+		{"400WithErrorsCutShortIsAPIError", 400, `{"errors":[{"batch_index":0,"reason":"invalid"}],"errors_omitted":3}`, nil, nil, track.ErrInvalidRequest},
+		{"207WithErrorsCutShortIsAPIError", 207, `{"errors":[{"batch_index":1,"reason":"invalid"}],"errors_omitted":1}`, nil, nil, track.ErrInvalidRequest},
 		{"401IsAPIErrorEvenWithErrors", 401, partial, nil, nil, track.ErrUnauthorized},
 		{"429IsAPIError", 429, partial, []string{"Retry-After", "2"}, nil, track.ErrRateLimited},
 		{"500IsAPIError", 500, partial, nil, nil, track.ErrServer},

@@ -17,6 +17,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
+
+	"github.com/cioq/cioq/internal/config"
 )
 
 func newDashboardCmd(g *globals) *cobra.Command {
@@ -26,14 +28,23 @@ func newDashboardCmd(g *globals) *cobra.Command {
 		Short: "Serve the asynqmon dashboard on its own",
 		Long: `dashboard serves the asynqmon UI for cioq's queues under /monitoring/ on --addr
 (CIOQ_HTTP_ADDR), read-only unless --read-write, for operators who keep it off the
-workers (cioq worker --monitoring=false). With monitoring.username/password
-(CIOQ_MONITORING_USERNAME/_PASSWORD) it needs HTTP basic auth. It also serves
-/healthz, /readyz (Redis reachable) and /metrics.`,
+workers (cioq worker --monitoring=false). The UI shows payloads (person ids,
+attributes) and Redis INFO: with monitoring.username/password
+(CIOQ_MONITORING_USERNAME/_PASSWORD) it needs HTTP basic auth; without them it
+only listens on a loopback address (--addr 127.0.0.1:8090), reached with kubectl
+port-forward or an SSH tunnel. It also serves /healthz, /readyz (Redis reachable)
+and /metrics.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := g.load()
 			if err != nil {
 				return err
+			}
+			if !cfg.Monitoring.HasCredentials() {
+				if host, _, err := net.SplitHostPort(cfg.HTTPAddr); err != nil || !config.IsLoopbackHost(host) {
+					return usageError(fmt.Errorf("dashboard: --addr %s is not a loopback address and no monitoring credentials are set: "+
+						"set CIOQ_MONITORING_USERNAME and CIOQ_MONITORING_PASSWORD, or listen on 127.0.0.1", cfg.HTTPAddr))
+				}
 			}
 			conn, err := cfg.Redis.ConnOpt()
 			if err != nil {
@@ -65,7 +76,7 @@ workers (cioq worker --monitoring=false). With monitoring.username/password
 			mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 			mux.Handle(mon.RootPath()+"/", mon)
 			var handler http.Handler = mux
-			if cfg.Monitoring.Username != "" {
+			if cfg.Monitoring.HasCredentials() {
 				handler = basicAuth(mux, cfg.Monitoring.Username, cfg.Monitoring.Password.Reveal(), "/monitoring/")
 			}
 			var lc net.ListenConfig
@@ -74,7 +85,7 @@ workers (cioq worker --monitoring=false). With monitoring.username/password
 				return fmt.Errorf("dashboard: listen %s: %w", cfg.HTTPAddr, err)
 			}
 			logger.Info("dashboard listening", slog.String("url", listenURL(ln.Addr())+"/monitoring/"),
-				slog.Bool("read_only", !readWrite), slog.Bool("auth", cfg.Monitoring.Username != ""))
+				slog.Bool("read_only", !readWrite), slog.Bool("auth", cfg.Monitoring.HasCredentials()))
 			srv := &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second}
 			errc := make(chan error, 1)
 			go func() { errc <- srv.Serve(ln) }()

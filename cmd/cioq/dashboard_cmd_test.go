@@ -61,3 +61,14 @@ func TestDashboardCmd(t *testing.T) {
 	}
 	require.NotContains(t, errOut.String(), "pw-s3cr3t")
 }
+
+// Without credentials the dashboard (payloads, Redis INFO) only listens on
+// loopback.
+func TestDashboardCmd_NoCredentialsOnlyOnLoopback(t *testing.T) {
+	t.Parallel()
+	r := run(t, nil, "dashboard", "--addr", ":0")
+	require.Equal(t, exitUsage, r.code, r.outputs)
+	require.Contains(t, r.stderr, "not a loopback address and no monitoring credentials")
+	r = run(t, nil, "dashboard", "--addr", "10.0.0.1:8090")
+	require.Equal(t, exitUsage, r.code, r.outputs)
+}

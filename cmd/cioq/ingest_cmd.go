@@ -54,6 +54,13 @@ ops are validated as Customer.io does, queued through the producer, and answered
 200 only once durable. An Idempotency-Key header makes a retried request a no-op.
 It also serves /healthz, /readyz (Redis reachable) and /metrics.
 
+Without a spool (spool.dir, CIOQ_SPOOL_DIR: unset by default) an op is durable
+only once it is in Redis: while Redis is unreachable every request is answered 503
+(retryable; clients retry) and /readyz is unready. Set CIOQ_SPOOL_DIR to a
+writable directory (in Kubernetes a volume) to keep answering 200 through a Redis
+outage: ops go to a bounded on-disk spool and are replayed in order when Redis is
+back (docs/spool.md). ingest logs a warning at start when no spool is configured.
+
 SIGINT or SIGTERM stops it gracefully: it stops accepting connections and lets the
 requests in flight finish (up to --shutdown-timeout). See docs/ingest.md.`,
 		Example: `  CUSTOMERIO_SITE_ID=site CUSTOMERIO_TRACK_API_KEY=key cioq ingest --addr :8080
@@ -104,6 +111,9 @@ func runIngest(ctx context.Context, cfg *config.Config, o ingestOptions, logger 
 		MaxRetry: cfg.Worker.MaxRetry, Logger: logger, Registerer: reg}
 	if cfg.Spool.Dir != "" {
 		pc.Spool = producer.SpoolConfig{Dir: cfg.Spool.Dir, MaxBytes: int64(cfg.Spool.MaxBytes)}
+	} else {
+		logger.WarnContext(ctx, "ingest has no spool: while Redis is unreachable every request is answered 503",
+			slog.String("hint", "set CIOQ_SPOOL_DIR (spool.dir) to a writable directory to accept ops durably through a Redis outage; see docs/spool.md"))
 	}
 	p, err := producer.New(pc)
 	if err != nil {
@@ -124,7 +134,8 @@ func runIngest(ctx context.Context, cfg *config.Config, o ingestOptions, logger 
 		_ = p.Close(context.Background())
 		return fmt.Errorf("ingest: listen %s: %w", cfg.HTTPAddr, err)
 	}
-	logger.InfoContext(ctx, "ingest listening", slog.String("url", listenURL(ln.Addr())), slog.Int("workspaces", len(workspaces)))
+	logger.InfoContext(ctx, "ingest listening", slog.String("url", listenURL(ln.Addr())), slog.Int("workspaces", len(workspaces)),
+		slog.String("redis", cfg.Redis.String()), slog.Bool("spool", cfg.Spool.Dir != ""))
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err = serveIngest(ctx, ln, h, o, logger)

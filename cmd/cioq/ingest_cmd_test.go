@@ -46,6 +46,21 @@ func TestIngestCmd_QueuesTrackCallsAndStopsOnSignal(t *testing.T) {
 
 	in.stop(t)
 	require.NotContains(t, errOut.String(), "in-key-secret")
+	// No spool configured: said at start, with what it means and the fix.
+	require.Contains(t, errOut.String(), `level=WARN msg="ingest has no spool: while Redis is unreachable every request is answered 503"`)
+	require.Contains(t, errOut.String(), "CIOQ_SPOOL_DIR")
+	require.Contains(t, errOut.String(), "spool=false")
+}
+
+// `cioq ingest --help` states what running without a spool means.
+func TestIngestCmd_HelpStatesTheSpoolDefault(t *testing.T) {
+	t.Parallel()
+	r := run(t, nil, "ingest", "--help")
+	require.Equal(t, exitOK, r.code, r.outputs)
+	help := strings.Join(strings.Fields(r.stdout), " ")
+	require.Contains(t, help, "Without a spool (spool.dir, CIOQ_SPOOL_DIR: unset by default)")
+	require.Contains(t, help, "every request is answered 503")
+	require.Contains(t, help, "logs a warning at start when no spool is configured")
 }
 
 // A stop lets the request in flight finish with its answer, and accepts no

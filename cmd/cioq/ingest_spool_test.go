@@ -48,4 +48,6 @@ func TestIngestCmd_SpoolsWhileRedisIsDown(t *testing.T) {
 	}, 30*time.Second, 50*time.Millisecond, "the spooled ops are replayed into Redis")
 
 	in.stop(t)
+	require.NotContains(t, in.errOut.String(), "ingest has no spool", "no warning with a spool")
+	require.Contains(t, in.errOut.String(), "spool=true")
 }

@@ -124,6 +124,45 @@ func TestConfigCheck(t *testing.T) {
 		require.Contains(t, r.stderr, "configuration OK")
 	})
 
+	// No credential embedded in a URL reaches the output, whatever the
+	// scheme: Redis URLs of every kind, track_url, monitoring password.
+	t.Run("NoSecretInAnyURL", func(t *testing.T) {
+		t.Parallel()
+		const secret = "pw-6c1e"
+		for _, tt := range []struct{ name, redis, track string }{
+			{"Redis", "redis://" + secret + "@10.0.0.5:6379/1", ""},
+			{"RedisUserPassword", "redis://app:" + secret + "@10.0.0.5:6379/1", ""},
+			{"Rediss", "rediss://:" + secret + "@redis.example:6380/0", ""},
+			{"Sentinel", "redis-sentinel://:" + secret + "@s1:26379,s2:26379/0?master=mymaster&password=" + secret, ""},
+			{"Cluster", "redis-cluster://u:" + secret + "@n1:7000,n2:7001?password=" + secret, ""},
+			{"Socket", "redis-socket://:" + secret + "@/var/run/redis.sock", ""},
+			{"TrackURLUserinfo", "", "https://proxy:" + secret + "@proxy.example/api/v1"},
+			{"TrackURLToken", "", "https://" + secret + "@proxy.example"},
+			{"TrackURLQueryToken", "", "https://proxy.example?token=" + secret},
+		} {
+			t.Run(tt.name, func(t *testing.T) {
+				t.Parallel()
+				env := credsEnv("CIOQ_MONITORING_USERNAME", "ops", "CIOQ_MONITORING_PASSWORD", secret)
+				if tt.redis != "" {
+					env["REDIS_URL"] = tt.redis
+				}
+				if tt.track != "" {
+					env["CUSTOMERIO_TRACK_URL"] = tt.track
+				}
+				r := run(t, env, "config", "check")
+				require.NotContains(t, r.outputs, secret, "exit %d", r.code)
+				require.NotContains(t, r.outputs, testKey)
+				if tt.track == "" {
+					require.Equal(t, exitOK, r.code, r.outputs)
+					require.Contains(t, r.parsedYAML["redis"].(map[string]any)["url"], "xxxxx")
+				} else {
+					ws := r.parsedYAML["workspaces"].([]any)[0].(map[string]any)
+					require.Contains(t, ws["track_url"], "xxxxx")
+				}
+			})
+		}
+	})
+
 	t.Run("InvalidListsEveryProblemAndExits2", func(t *testing.T) {
 		t.Parallel()
 		r := run(t, map[string]string{

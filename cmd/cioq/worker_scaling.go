@@ -14,6 +14,7 @@ import (
 
 	"github.com/cioq/cioq/internal/config"
 	"github.com/cioq/cioq/internal/metrics"
+	"github.com/cioq/cioq/internal/task"
 )
 
 // Values of the worker's --queue-metrics flag.
@@ -54,7 +55,10 @@ func startQueueMetrics(cfg *config.Config, rdb redis.UniversalClient, reg promet
 		return nil, fmt.Errorf("--queue-metrics %q: want lease, always or off", s.queueMetrics)
 	}
 	rc := metrics.ReplicasConfig{DrainTime: s.drainTime, PodThroughput: s.podThroughput}
+	var lanes []string
 	for _, ws := range cfg.Workspaces {
+		critical, def := task.Lanes(ws.Name)
+		lanes = append(lanes, critical, def, task.BulkQueue(ws.Name))
 		b := cfg.Batch
 		if ws.Batch != nil {
 			b = *ws.Batch
@@ -66,6 +70,7 @@ func startQueueMetrics(cfg *config.Config, rdb redis.UniversalClient, reg promet
 	qc, err := metrics.NewQueueCollector(metrics.QueueConfig{
 		Inspector: asynq.NewInspectorFromRedisClient(rdb), Redis: rdb, KeyPrefix: cfg.KeyPrefix,
 		LeaseTTL: s.leaseTTL, Force: s.queueMetrics == queueMetricsAlways, Replicas: rc, Logger: logger,
+		Lanes: lanes,
 	})
 	if err != nil {
 		return nil, err

@@ -148,15 +148,28 @@ type Spool struct {
 	MaxBytes int `mapstructure:"max_bytes" yaml:"max_bytes"`
 }
 
-// Monitoring is the optional basic auth of the worker's dashboard and op
-// lookups. Both empty means no auth (keep the port private); set both or
-// neither.
+// Monitoring guards the worker's admin paths: the asynqmon dashboard
+// (/monitoring/, which shows payloads and Redis INFO) and op lookups
+// (/ops/{id}, which show person ids, often emails). On the main listener
+// they need HTTP basic auth with Username and Password; with neither set
+// they are refused (403). AdminAddr serves them on a listener of their
+// own, bound to loopback unless credentials are set. Set both Username and
+// Password or neither.
 type Monitoring struct {
 	// Username. Env CIOQ_MONITORING_USERNAME.
 	Username string `mapstructure:"username" yaml:"username"`
 	// Password, printed as REDACTED. Env CIOQ_MONITORING_PASSWORD.
 	Password Secret `mapstructure:"password" yaml:"password"`
+	// AdminAddr is a second listen address of the worker serving the admin
+	// paths (and the health and metrics endpoints): without credentials
+	// only a loopback address (127.0.0.1:9091, [::1]:9091, localhost:9091)
+	// is allowed, reached by kubectl port-forward or an SSH tunnel. Flag
+	// --admin-addr of cioq worker, env CIOQ_ADMIN_ADDR. Empty means none.
+	AdminAddr string `mapstructure:"admin_addr" yaml:"admin_addr"`
 }
+
+// HasCredentials reports whether basic-auth credentials are configured.
+func (m Monitoring) HasCredentials() bool { return m.Username != "" && m.Password != "" }
 
 // Workspace is one Customer.io workspace: its credentials, region and budget.
 type Workspace struct {
@@ -176,7 +189,7 @@ type Workspace struct {
 	// TrackURL is the Track API base URL; a trailing "/", "/api/v1" or
 	// "/api/v2" is stripped. Env CUSTOMERIO_TRACK_URL. Empty means the
 	// region's URL (TrackURLUS or TrackURLEU).
-	TrackURL string `mapstructure:"track_url" yaml:"track_url"`
+	TrackURL string `mapstructure:"track_url" yaml:"track_url" redact:"url"`
 	// RateLimit is the request budget in requests/s across all replicas.
 	// Env CIOQ_RATE_LIMIT. Zero means DefaultRateLimit (80).
 	RateLimit float64 `mapstructure:"rate_limit" yaml:"rate_limit"`

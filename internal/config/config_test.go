@@ -119,3 +119,34 @@ func TestValidate_Credentials(t *testing.T) {
 
 	require.ErrorContains(t, (&Config{}).ValidateWithoutCredentials(), "no workspace")
 }
+
+// The admin listener serves personal data: without credentials it may only
+// listen on loopback.
+func TestValidate_AdminAddr(t *testing.T) {
+	t.Parallel()
+	creds := Monitoring{Username: "ops", Password: "pw"}
+	for _, tt := range []struct {
+		name    string
+		m       Monitoring
+		wantErr string
+	}{
+		{"LoopbackV4WithoutCredentials", Monitoring{AdminAddr: "127.0.0.1:9091"}, ""},
+		{"LoopbackV6WithoutCredentials", Monitoring{AdminAddr: "[::1]:9091"}, ""},
+		{"LocalhostWithoutCredentials", Monitoring{AdminAddr: "localhost:9091"}, ""},
+		{"EveryInterfaceWithoutCredentials", Monitoring{AdminAddr: ":9091"}, "must be on loopback"},
+		{"PodIPWithoutCredentials", Monitoring{AdminAddr: "10.1.2.3:9091"}, "must be on loopback"},
+		{"EveryInterfaceWithCredentials", Monitoring{Username: creds.Username, Password: creds.Password, AdminAddr: ":9091"}, ""},
+		{"NotHostPort", Monitoring{AdminAddr: "9091"}, "want host:port"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			cfg := (&Config{Workspaces: []Workspace{{Name: "default", SiteID: "s", APIKey: "k"}}, Monitoring: tt.m}).WithDefaults()
+			err := cfg.Validate()
+			if tt.wantErr == "" {
+				require.NoError(t, err)
+				return
+			}
+			require.ErrorContains(t, err, tt.wantErr)
+		})
+	}
+}

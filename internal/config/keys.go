@@ -56,6 +56,7 @@ func keys() []key {
 
 		{path: "monitoring.username", envs: []string{"CIOQ_MONITORING_USERNAME"}, def: ""},
 		{path: "monitoring.password", envs: []string{"CIOQ_MONITORING_PASSWORD"}, def: ""},
+		{path: "monitoring.admin_addr", envs: []string{"CIOQ_ADMIN_ADDR"}, def: ""},
 	}
 }
 

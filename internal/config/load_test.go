@@ -273,6 +273,8 @@ func otherValue(k key) (env string, want any) {
 		return "ops", "ops"
 	case "monitoring.password":
 		return "pw-s3cr3t", "pw-s3cr3t"
+	case "monitoring.admin_addr":
+		return "127.0.0.1:9091", "127.0.0.1:9091"
 	}
 	panic("no test value for " + k.path)
 }

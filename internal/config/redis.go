@@ -170,7 +170,8 @@ func (r Redis) UniversalClient() (redis.UniversalClient, error) {
 	return c, nil
 }
 
-// String returns URL with its password replaced by "xxxxx".
+// String returns URL with its userinfo and credential query parameters
+// redacted (RedactURL).
 func (r Redis) String() string { return RedactURL(r.URL) }
 
 // MarshalYAML encodes the redacted URL.
@@ -178,23 +179,64 @@ func (r Redis) MarshalYAML() (any, error) {
 	return map[string]string{"url": RedactURL(r.URL)}, nil
 }
 
-// RedactURL returns u with any password (in the userinfo or a password
-// query parameter) replaced by "xxxxx". A string that
-// does not parse as a URL comes back as "(unparsable url)" when it could hold
-// a password, so a malformed URL never leaks one into a message.
+// RedactURL returns u with its userinfo (user name and password) and any
+// credential-like query parameter (password, token, secret, key, auth,
+// signature, ...) replaced by "xxxxx": "redis://:pw@h" becomes
+// "redis://:xxxxx@h", "https://user:pw@h" "https://xxxxx:xxxxx@h", and
+// "https://token@h" "https://xxxxx@h". It serves every URL scheme cioq
+// reads (redis, rediss, redis-socket, redis-sentinel, redis-cluster, http,
+// https). A string that does not parse as a URL comes back as
+// "(unparsable url)" when it could hold a credential, so a malformed URL
+// never leaks one into a message.
 func RedactURL(u string) string {
 	p, err := url.Parse(u)
 	if err != nil {
-		if strings.Contains(u, "@") || strings.Contains(strings.ToLower(u), "password") {
+		if strings.Contains(u, "@") || sensitiveQuery(u) {
 			return "(unparsable url)"
 		}
 		return u
 	}
-	if q := p.Query(); q.Has("password") {
-		q.Set("password", "xxxxx")
-		p.RawQuery = q.Encode()
+	if p.User != nil {
+		user := p.User.Username()
+		if user != "" {
+			user = redactedValue
+		}
+		if _, has := p.User.Password(); has {
+			p.User = url.UserPassword(user, redactedValue)
+		} else {
+			p.User = url.User(user)
+		}
 	}
-	return p.Redacted()
+	if p.RawQuery != "" {
+		q := p.Query()
+		changed := false
+		for k := range q {
+			if sensitiveQuery(k) {
+				q[k] = []string{redactedValue}
+				changed = true
+			}
+		}
+		if changed {
+			p.RawQuery = q.Encode()
+		}
+	}
+	// url.URL.String escapes nothing in "xxxxx"; the userinfo is rebuilt.
+	return p.String()
+}
+
+// redactedValue replaces a credential in a URL.
+const redactedValue = "xxxxx"
+
+// sensitiveQuery reports whether a query parameter name (or a whole string)
+// looks like it names a credential.
+func sensitiveQuery(name string) bool {
+	n := strings.ToLower(name)
+	for _, w := range []string{"pass", "pwd", "token", "secret", "key", "auth", "sig", "cred"} {
+		if strings.Contains(n, w) {
+			return true
+		}
+	}
+	return false
 }
 
 // redisAddrURL turns a REDIS_ADDR value (host:port) into a URL; a value that

@@ -86,6 +86,13 @@ func (c *Config) check(p *problems, requireCredentials bool) {
 	if (c.Monitoring.Username == "") != (c.Monitoring.Password == "") {
 		p.addf("monitoring: set both username and password (CIOQ_MONITORING_USERNAME, CIOQ_MONITORING_PASSWORD) or neither")
 	}
+	if a := c.Monitoring.AdminAddr; a != "" {
+		if host, _, err := net.SplitHostPort(a); err != nil {
+			p.addf("monitoring.admin_addr %q: want host:port (CIOQ_ADMIN_ADDR)", a)
+		} else if !c.Monitoring.HasCredentials() && !IsLoopbackHost(host) {
+			p.addf("monitoring.admin_addr %q: without monitoring credentials the admin listener must be on loopback (127.0.0.1:PORT); set CIOQ_MONITORING_USERNAME and CIOQ_MONITORING_PASSWORD to serve it elsewhere", a)
+		}
+	}
 	if w.RetryBase > 0 && w.RetryCap > 0 && w.RetryBase > w.RetryCap {
 		p.addf("worker.retry_base %s is above worker.retry_cap %s", w.RetryBase, w.RetryCap)
 	}
@@ -183,4 +190,15 @@ func positiveDur(p *problems, name string, d time.Duration) {
 	if d <= 0 {
 		p.addf("%s %s: must be > 0", name, d)
 	}
+}
+
+// IsLoopbackHost reports whether host (of a listen address) is a loopback
+// name or address: localhost, 127.0.0.0/8 or ::1. An empty host (":9091",
+// every interface) is not.
+func IsLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

@@ -11,8 +11,9 @@ import (
 )
 
 // YAML renders c as a YAML document in the config file's layout, with
-// durations as "30s", the Redis password and every API key redacted. It is
-// what `cioq config check` prints.
+// durations as "30s", every API key and password redacted, and the userinfo
+// of every URL (the Redis URL, track_url: fields tagged redact:"url")
+// redacted by RedactURL. It is what `cioq config check` prints.
 func (c *Config) YAML() ([]byte, error) {
 	n, err := toNode(reflect.ValueOf(*c))
 	if err != nil {
@@ -68,6 +69,11 @@ func toNode(v reflect.Value) (*yaml.Node, error) {
 			}
 			fv := v.Field(i)
 			if strings.Contains(opts, "omitempty") && fv.IsZero() {
+				continue
+			}
+			if f.Tag.Get("redact") == "url" && fv.Kind() == reflect.String {
+				// A URL field (track_url): its userinfo is a credential.
+				m.Content = append(m.Content, scalar(name, "!!str"), scalar(RedactURL(fv.String()), "!!str"))
 				continue
 			}
 			vn, err := toNode(fv)

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -76,8 +77,14 @@ type QueueConfig struct {
 	// for a single exporter (one worker, or a dedicated metrics pod).
 	Force bool
 	// Queues limits the queues exported. Empty means every queue asynq
-	// knows (Inspector.Queues).
+	// knows (Inspector.Queues) plus Lanes.
 	Queues []string
+	// Lanes are queues exported from the first scrape, at 0 until asynq
+	// knows them (a queue exists in Redis only once a task was enqueued),
+	// so an autoscaler on cioq_queue_depth has a series on a fresh Redis:
+	// the worker passes every configured lane (critical, default, bulk of
+	// each workspace). Used when Queues is empty.
+	Lanes []string
 	// Replicas sets the cioq_desired_replicas formula.
 	Replicas ReplicasConfig
 	// SaturationBacklog is the pending tasks from which a throughput
@@ -267,11 +274,20 @@ func (c *QueueCollector) Release(ctx context.Context) error {
 }
 
 func (c *QueueCollector) collectQueues(ctx context.Context, ch chan<- prometheus.Metric) error {
+	// asynq knows a queue once a task was enqueued to it; GetQueueInfo
+	// fails for any other, which is exported empty (asynq's error type for
+	// that is internal, so the list decides).
+	known, err := c.cfg.Inspector.Queues()
+	if err != nil {
+		return fmt.Errorf("list queues: %w", err)
+	}
 	queues := c.cfg.Queues
 	if len(queues) == 0 {
-		var err error
-		if queues, err = c.cfg.Inspector.Queues(); err != nil {
-			return fmt.Errorf("list queues: %w", err)
+		queues = known
+		for _, q := range c.cfg.Lanes {
+			if !slices.Contains(known, q) {
+				queues = append(queues, q)
+			}
 		}
 	}
 	now := c.cfg.Now()
@@ -281,11 +297,11 @@ func (c *QueueCollector) collectQueues(ctx context.Context, ch chan<- prometheus
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		info, err := c.cfg.Inspector.GetQueueInfo(q)
-		if errors.Is(err, asynq.ErrQueueNotFound) {
-			info = &asynq.QueueInfo{Queue: q} // configured but never used: empty
-		} else if err != nil {
-			return fmt.Errorf("queue %s: %w", q, err)
+		info := &asynq.QueueInfo{Queue: q} // configured but never used: empty
+		if slices.Contains(known, q) {
+			if info, err = c.cfg.Inspector.GetQueueInfo(q); err != nil {
+				return fmt.Errorf("queue %s: %w", q, err)
+			}
 		}
 		for _, s := range []struct {
 			state string

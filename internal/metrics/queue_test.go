@@ -318,3 +318,33 @@ func TestQueueCollectorMeasuresPodThroughput(t *testing.T) {
 		})
 	}
 }
+
+// A fresh Redis has no queue until a task is enqueued: the lanes given are
+// exported at 0 from the first scrape, beside the queues asynq knows.
+func TestQueueCollectorLanesExportedBeforeTheyExist(t *testing.T) {
+	t.Parallel()
+	db := redistest.New(t)
+	r := newReplica(t, metrics.QueueConfig{
+		Inspector: asynq.NewInspectorFromRedisClient(db.Client), Redis: db.Client, KeyPrefix: redistest.Prefix(t),
+		Lanes: []string{"critical", "default", "bulk"},
+	})
+	got := mustScrape(t, r.reg)
+	for _, q := range []string{"critical", "default", "bulk"} {
+		for _, st := range []string{metrics.StatePending, metrics.StateActive, metrics.StateScheduled, metrics.StateRetry,
+			metrics.StateArchived, metrics.StateAggregating, metrics.StateCompleted} {
+			v, ok := got[metrics.NameQueueDepth+"{queue="+q+",state="+st+"}"]
+			require.True(t, ok, "no %s series for %s/%s on the first scrape", metrics.NameQueueDepth, q, st)
+			require.Zero(t, v)
+		}
+		v, ok := got[metrics.NameQueueLatency+"{queue="+q+"}"]
+		require.True(t, ok, "no %s series for %s", metrics.NameQueueLatency, q)
+		require.Zero(t, v)
+	}
+
+	// A queue asynq knows that is not a lane is exported too.
+	seed(t, db, map[string]int{"other": 2})
+	got = mustScrape(t, r.reg)
+	require.Equal(t, 2.0, got[metrics.NameQueueDepth+"{queue=other,state=pending}"])
+	require.Equal(t, 1.0, got[metrics.NameQueueDepth+"{queue=default,state=scheduled}"])
+	require.Contains(t, got, metrics.NameQueueDepth+"{queue=bulk,state=pending}")
+}

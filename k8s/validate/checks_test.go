@@ -28,6 +28,7 @@ const cioqImage = "cioq/cioq"
 var externalSecrets = map[string][]string{
 	"cioq-customerio": {"CUSTOMERIO_SITE_ID", "CUSTOMERIO_TRACK_API_KEY"},
 	"cioq-redis":      {"CIOQ_REDIS_URL"},
+	"cioq-monitoring": {"CIOQ_MONITORING_USERNAME", "CIOQ_MONITORING_PASSWORD"},
 }
 
 // overlays returns the rendered overlays and base (not the adapter rules).
@@ -545,4 +546,31 @@ func TestSeedHPAIsTheSeeds(t *testing.T) {
 	// resource.Quantity caches its string form: compare the rest without it.
 	want.Metrics[1].Pods.Target.AverageValue, got.Spec.Metrics[1].Pods.Target.AverageValue = nil, nil
 	requireNoDiff(t, want, got.Spec)
+}
+
+// The worker's admin paths (/monitoring/, /ops/) take their basic-auth
+// credentials from a Secret in every overlay, never from a literal; the
+// reference is optional, so without the Secret they are refused, not open.
+func TestWorkerMonitoringCredentialsComeFromASecret(t *testing.T) {
+	t.Parallel()
+	for dir, r := range workloads(t) {
+		t.Run(strings.ReplaceAll(dir, "/", "-"), func(t *testing.T) {
+			d := r.deployment("cio-event-worker")
+			require.NotNil(t, d)
+			found := map[string]bool{}
+			for _, e := range d.Spec.Template.Spec.Containers[0].Env {
+				if e.Name != "CIOQ_MONITORING_USERNAME" && e.Name != "CIOQ_MONITORING_PASSWORD" {
+					continue
+				}
+				require.Empty(t, e.Value, "%s: %s must come from a Secret", dir, e.Name)
+				require.NotNil(t, e.ValueFrom, e.Name)
+				require.NotNil(t, e.ValueFrom.SecretKeyRef, e.Name)
+				require.Equal(t, "cioq-monitoring", hashSuffix.ReplaceAllString(e.ValueFrom.SecretKeyRef.Name, ""))
+				require.NotNil(t, e.ValueFrom.SecretKeyRef.Optional)
+				require.True(t, *e.ValueFrom.SecretKeyRef.Optional, "%s: without the Secret the pod still starts (admin paths refused)", e.Name)
+				found[e.Name] = true
+			}
+			require.Equal(t, map[string]bool{"CIOQ_MONITORING_USERNAME": true, "CIOQ_MONITORING_PASSWORD": true}, found)
+		})
+	}
 }

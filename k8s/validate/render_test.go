@@ -284,7 +284,7 @@ func TestEveryKustomizationRendersStrictly(t *testing.T) {
 			"ConfigMap/cioq-config-", "Deployment/cio-event-ingest", "Deployment/cio-event-worker",
 			"Deployment/cioq-fakecio", "Deployment/cioq-redis",
 			"PodDisruptionBudget/cio-event-ingest", "PodDisruptionBudget/cio-event-worker",
-			"Secret/cioq-customerio-", "Secret/cioq-redis-",
+			"Secret/cioq-customerio-", "Secret/cioq-monitoring-", "Secret/cioq-redis-",
 			"Service/cio-event-ingest", "Service/cio-event-worker", "Service/cioq-fakecio", "Service/cioq-redis",
 			"ServiceAccount/cioq",
 		},

@@ -9,7 +9,8 @@
 // 500 KB: 413), UTF-8 JSON bodies, per-op validation with
 // track.ValidateRawOp / track.ValidateOp, and the batch partial-failure
 // answer {"errors":[{"batch_index":i,...}]} (207 when some ops failed, 400
-// when all did). Each workspace (site id) has a token bucket checked before
+// when all did; at most track.MaxItemErrors errors listed, the count of the
+// others in "errors_omitted"). Each workspace (site id) has a token bucket checked before
 // a request is processed; an empty bucket answers a bare 429, as the real
 // API does (Options.RetryAfter adds Retry-After).
 //

@@ -228,7 +228,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	c := &call{w: w, r: r, faults: *s.faults.Load()}
 	c.rec = Request{Time: s.opts.Now(), Method: r.Method, Path: r.URL.EscapedPath()}
-	c.rec.SiteID, c.key, c.hasKey = r.BasicAuth()
+	c.rec.SiteID, c.key, c.hasKey = track.BasicAuth(r)
 	f := &c.faults
 	if f.Latency > 0 && !s.delay(c, f.Latency) {
 		s.drop(c, FaultLatency)

@@ -155,7 +155,8 @@ func (s *Server) rejectOp(c *call, fault string, it track.ItemError) {
 }
 
 // accept counts ops as accepted and answers: 200 {} when errs is empty, else
-// 207 (some ops accepted) or 400 (none) with the batch_index errors.
+// 207 (some ops accepted) or 400 (none) with the batch_index errors: the
+// first track.MaxItemErrors and the count of the others (errors_omitted).
 func (s *Server) accept(c *call, ops []*track.Op, errs []track.ItemError, nOps int) {
 	status := http.StatusOK
 	switch {
@@ -177,7 +178,7 @@ func (s *Server) accept(c *call, ops []*track.Op, errs []track.ItemError, nOps i
 	s.record(c, o)
 	body := []byte("{}")
 	if len(errs) > 0 {
-		body, _ = json.Marshal(track.BatchResponse{Errors: errs})
+		body, _ = json.Marshal(track.NewBatchResponse(errs))
 	}
 	writeJSON(c.w, status, body)
 }
