@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/cioq/cioq/internal/task"
 	"github.com/cioq/cioq/producer"
 	"github.com/cioq/cioq/track"
 	"github.com/cioq/cioq/track/fake"
@@ -80,9 +81,12 @@ func TestRetriesThatRunOutAreDeadLettered(t *testing.T) {
 		return err == nil && n == singles+bulk
 	})
 	e.waitDrained(t, 30*time.Second)
-	require.Zero(t, e.openWithBulk(t), "nothing left in the bulk lane either")
+	e.waitFor(t, "nothing left in the bulk lane either", 30*time.Second, func() bool { return e.openWithBulk(t) == 0 })
 	_, archived := e.queued(t)
 	require.Zero(t, archived, "nothing in asynq's archive")
+	if info, err := e.insp.GetQueueInfo(task.QueueBulk); err == nil {
+		require.Zero(t, info.Archived, "nothing in the bulk lane's archive")
+	}
 	dls, err := w.DeadLetters().List(ctx, producer.DefaultWorkspace, worker.DeadLetterFilter{Limit: 100})
 	require.NoError(t, err)
 	for _, dl := range dls {

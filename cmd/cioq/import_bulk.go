@@ -52,7 +52,7 @@ func (c *countingReader) Read(b []byte) (int, error) {
 // the line's content (importKey), and a bulk task's id from its op ids, so
 // running the same file again after an interruption queues only what is
 // missing, and the workers' done-markers skip every op already delivered.
-func importLinesBulk(ctx context.Context, p *producer.Producer, in io.Reader, size int64, progress io.Writer) (importSummary, error) {
+func importLinesBulk(ctx context.Context, p *producer.Producer, in io.Reader, size int64, progress io.Writer, keys *importKeys) (importSummary, error) {
 	var sum importSummary
 	start := time.Now()
 	w, err := p.NewBulkWriter(producer.BulkOptions{})
@@ -109,7 +109,7 @@ func importLinesBulk(ctx context.Context, p *producer.Producer, in io.Reader, si
 			il, perr := parseImportLine(line)
 			if perr != nil {
 				sum.Invalid = append(sum.Invalid, invalidLine{Line: lineNo, Error: perr.Error()})
-			} else if aerr := w.Add(ctx, importOp(il, line)); aerr != nil {
+			} else if aerr := w.Add(ctx, importOp(il, keys, line)); aerr != nil {
 				if !errors.Is(aerr, track.ErrInvalidOp) {
 					runErr = fmt.Errorf("import: line %d: %w", lineNo, aerr)
 					break
@@ -135,12 +135,12 @@ func importLinesBulk(ctx context.Context, p *producer.Producer, in io.Reader, si
 	return sum, runErr
 }
 
-// importOp is the producer op of a parsed line: its key, else one derived
-// from the workspace and the line's content.
-func importOp(il importLine, line []byte) producer.Op {
+// importOp is the producer op of a parsed line: its key, else one keys
+// derives.
+func importOp(il importLine, keys *importKeys, line []byte) producer.Op {
 	key := il.key
 	if key == "" {
-		key = importKey(il.workspace, line)
+		key = keys.key(il.workspace, line)
 	}
 	op := producer.Op{Op: *il.op, Key: key, Workspace: il.workspace}
 	if il.op.Timestamp > 0 {

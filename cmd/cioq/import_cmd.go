@@ -41,6 +41,7 @@ type invalidLine struct {
 
 func newImportCmd(g *globals) *cobra.Command {
 	var asJSON bool
+	var runName string
 	var useBulk func(isFile bool) bool
 	cmd := &cobra.Command{
 		Use:   "import [FILE|-]",
@@ -50,10 +51,14 @@ func newImportCmd(g *globals) *cobra.Command {
   {"type":"person","identifiers":{"id":"u1"},"action":"event","name":"purchase","attributes":{"amount":10}}
 
 and enqueues each through the producer. A line may carry "key" (its idempotency
-key) and "workspace". Without a key, the op id is derived from the workspace and
-the line's content, so running the same import twice enqueues nothing twice. An
-invalid line is reported with its line number and skipped; nothing of it is
-queued. A file is imported in bulk (--bulk, the default for a file: ops packed
+key) and "workspace". Without a key, the op id is derived from the line's
+content and how many times that content came before in the input: every line,
+repeated or not, is an op of its own (suppress, unsuppress, suppress are three
+ops), and running the same input again (or a longer one it starts, such as a
+file that was cut short) enqueues nothing twice. Two imports holding the same
+line within the done-marker TTL (24 h) would share its op: name each import
+with --run NAME to keep them apart. An invalid line is reported with its line
+number and skipped; nothing of it is queued. A file is imported in bulk (--bulk, the default for a file: ops packed
 into bulk tasks of up to 2,000, each delivered in one request; suppress,
 unsuppress and delete still go one by one to the critical lane); standard input,
 or --bulk=false, queues one task per op. Interrupted and run again on the same
@@ -80,6 +85,7 @@ line was invalid, 2 on usage or configuration errors.`,
 				}
 			}
 			bulk := useBulk(name != "-")
+			keys := newImportKeys(runName)
 			conn, err := cfg.Redis.ConnOpt()
 			if err != nil {
 				return usageError(err)
@@ -96,9 +102,9 @@ line was invalid, 2 on usage or configuration errors.`,
 			}
 			var sum importSummary
 			if bulk {
-				sum, err = importLinesBulk(cmd.Context(), p, in, size, progress) // import_bulk.go
+				sum, err = importLinesBulk(cmd.Context(), p, in, size, progress, keys) // import_bulk.go
 			} else {
-				sum, err = importLines(cmd.Context(), p, in, progress)
+				sum, err = importLines(cmd.Context(), p, in, progress, keys)
 			}
 			if err != nil {
 				return err
@@ -111,6 +117,7 @@ line was invalid, 2 on usage or configuration errors.`,
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the summary as JSON")
+	cmd.Flags().StringVar(&runName, "run", "", "name of this import: op ids of lines without a key derive from it, the line and its repeat count, so imports of different names never share an op")
 	useBulk = bulkFlag(cmd)
 	return cmd
 }
@@ -150,17 +157,37 @@ func parseImportLine(line []byte) (importLine, error) {
 	return il, nil
 }
 
-// importKey is the op id of a line without a key: derived from the workspace
-// and the line's content, so a re-run maps each line to the same op.
-func importKey(workspace string, line []byte) string {
+// importKeys gives the op id of a line without a key: derived from the
+// run name (--run, may be empty), the workspace, the line's content and how
+// many times that content came before in the input. Every line is an op of
+// its own (a repeated line is the next occurrence), and a re-run over the
+// same input, or over a longer one it is the start of (an interrupted or
+// growing file), maps each line to the same op.
+type importKeys struct {
+	run    string
+	counts map[[sha256.Size]byte]int
+}
+
+func newImportKeys(run string) *importKeys {
+	return &importKeys{run: run, counts: map[[sha256.Size]byte]int{}}
+}
+
+// key returns the op id of line in workspace.
+func (k *importKeys) key(workspace string, line []byte) string {
+	sum := sha256.Sum256(line)
+	n := k.counts[sum]
+	k.counts[sum] = n + 1
 	h := sha256.New()
+	h.Write([]byte(k.run))
+	h.Write([]byte{0})
 	h.Write([]byte(workspace))
 	h.Write([]byte{0})
-	h.Write(line)
+	h.Write(sum[:])
+	fmt.Fprintf(h, "\x00%d", n)
 	return "imp-" + hex.EncodeToString(h.Sum(nil)[:16])
 }
 
-func importLines(ctx context.Context, p *producer.Producer, in io.Reader, progress io.Writer) (importSummary, error) {
+func importLines(ctx context.Context, p *producer.Producer, in io.Reader, progress io.Writer, keys *importKeys) (importSummary, error) {
 	var sum importSummary
 	start := time.Now()
 	var bar *progressbar.ProgressBar
@@ -195,15 +222,7 @@ func importLines(ctx context.Context, p *producer.Producer, in io.Reader, progre
 			sum.Invalid = append(sum.Invalid, invalidLine{Line: lineNo, Error: perr.Error()})
 			continue
 		}
-		key := il.key
-		if key == "" {
-			key = importKey(il.workspace, line)
-		}
-		op := producer.Op{Op: *il.op, Key: key, Workspace: il.workspace}
-		if il.op.Timestamp > 0 {
-			op.Timestamp = time.Unix(il.op.Timestamp, 0)
-		}
-		res, eerr := p.Enqueue(ctx, op)
+		res, eerr := p.Enqueue(ctx, importOp(il, keys, line))
 		switch {
 		case eerr != nil && errors.Is(eerr, track.ErrInvalidOp):
 			sum.Invalid = append(sum.Invalid, invalidLine{Line: lineNo, Error: eerr.Error()})

@@ -179,3 +179,56 @@ func TestLoadBulkWithInProcessFake(t *testing.T) {
 	require.Zero(t, s.DuplicatesCIO)
 	require.Greater(t, s.OpsPerRequest, 100.0, "bulk tasks go out as large batches")
 }
+
+// TestImportRepeatedLinesAreEachAnOp: a line repeating an earlier one
+// (suppress, unsuppress, suppress; plan free, pro, free) is an op of its
+// own, in bulk and one by one, from a file and from standard input; a
+// re-run of the same input queues nothing twice.
+func TestImportRepeatedLinesAreEachAnOp(t *testing.T) {
+	t.Parallel()
+	lines := []string{
+		`{"type":"person","identifiers":{"id":"u1"},"action":"suppress"}`,
+		`{"type":"person","identifiers":{"id":"u1"},"action":"unsuppress"}`,
+		`{"type":"person","identifiers":{"id":"u1"},"action":"suppress"}`,
+		`{"type":"person","identifiers":{"id":"u2"},"action":"identify","attributes":{"plan":"free"}}`,
+		`{"type":"person","identifiers":{"id":"u2"},"action":"identify","attributes":{"plan":"pro"}}`,
+		`{"type":"person","identifiers":{"id":"u2"},"action":"identify","attributes":{"plan":"free"}}`,
+	}
+	for _, tt := range []struct {
+		name  string
+		args  []string
+		stdin bool
+	}{
+		{"FileBulk", []string{"--bulk=true"}, false},
+		{"FileOneByOne", []string{"--bulk=false"}, false},
+		{"Stdin", nil, true},
+		{"StdinNamedRun", []string{"--run", "nightly-2026-12-03"}, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			db := redistest.New(t)
+			file := writeLines(t, lines)
+			do := func() importSummary {
+				args := append([]string{"import", file, "--json", "--redis", db.URL()}, tt.args...)
+				var in string
+				if tt.stdin {
+					args[1] = "-"
+					in = strings.Join(lines, "\n") + "\n"
+				}
+				var out, errOut syncBuffer
+				code := execute(context.Background(), args, streams{in: strings.NewReader(in), out: &out, err: &errOut},
+					func(string) (string, bool) { return "", false })
+				require.Equal(t, exitOK, code, errOut.String())
+				var sum importSummary
+				require.NoError(t, json.Unmarshal([]byte(out.String()), &sum), out.String())
+				return sum
+			}
+			sum := do()
+			require.Equal(t, 6, sum.Enqueued, "every line is its own op")
+			require.Zero(t, sum.Duplicates)
+			sum = do()
+			require.Zero(t, sum.Enqueued, "a re-run sends nothing twice")
+			require.Equal(t, 6, sum.Duplicates)
+		})
+	}
+}
