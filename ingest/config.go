@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -27,6 +28,9 @@ const (
 	// DefaultMaxConcurrentPerClient is how many requests one client (one
 	// Basic-auth site id) may have in flight; more are answered 429.
 	DefaultMaxConcurrentPerClient = 64
+	// DefaultEnqueueTimeout bounds how long a request tries to make its ops
+	// durable before it is answered 503.
+	DefaultEnqueueTimeout = 5 * time.Second
 )
 
 // IdempotencyKeyHeader is the request header whose value becomes the
@@ -92,6 +96,12 @@ type Config struct {
 	// more are answered 429 with a Track API error body and Retry-After: 1.
 	// Zero means DefaultMaxConcurrentPerClient (64).
 	MaxConcurrentPerClient int
+	// EnqueueTimeout bounds how long one request tries to make its ops
+	// durable (trying again, with the same op ids, while Redis fails)
+	// before it is answered 503. Keep it below the server's write timeout,
+	// so the client always gets its answer. Zero means
+	// DefaultEnqueueTimeout (5 s).
+	EnqueueTimeout time.Duration
 	// Ready reports whether ops can be taken durably (Redis reachable, or
 	// the spool writable); /readyz answers 503 while it returns an error.
 	// Nil means always ready.
@@ -112,6 +122,7 @@ func (c Config) withDefaults() Config {
 	c.MaxEntityBodyBytes = cmp.Or(c.MaxEntityBodyBytes, DefaultMaxEntityBodyBytes)
 	c.MaxBatchBodyBytes = cmp.Or(c.MaxBatchBodyBytes, DefaultMaxBatchBodyBytes)
 	c.MaxConcurrentPerClient = cmp.Or(c.MaxConcurrentPerClient, DefaultMaxConcurrentPerClient)
+	c.EnqueueTimeout = cmp.Or(c.EnqueueTimeout, DefaultEnqueueTimeout)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}

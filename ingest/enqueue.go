@@ -121,13 +121,22 @@ func (h *Handler) batch(ctx context.Context, ws Workspace, body []byte, key stri
 // size check of the op as the producer will store it (with an event id and
 // a timestamp), so the producer does not refuse what ingest accepted.
 //
-// Key: the request's key when given, else an event's own id. An event id
-// that is not a ULID is dropped from the op (the producer derives a ULID
-// from the key, the same for every repeat).
+// Key: the request's key when given, else an event's own id, else a new
+// ULID: every op of the request has its op id before the first enqueue
+// attempt, so enqueue can try again with the same ids (a repeat is a
+// duplicate, never a second op). An event id that is not a ULID is dropped
+// from the op (the producer derives a ULID from the key, the same for every
+// repeat). A missing timestamp is stamped here, once, for the same reason.
 func prepare(ws Workspace, op *track.Op, key string) (producer.Op, error) {
 	o := *op
 	if key == "" && o.Action.IsEvent() {
 		key = o.ID
+	}
+	if key == "" {
+		key = ulid.Make().String()
+	}
+	if o.Timestamp == 0 {
+		o.Timestamp = time.Now().Unix()
 	}
 	if o.ID != "" {
 		if _, err := ulid.ParseStrict(o.ID); err != nil {
@@ -137,9 +146,6 @@ func prepare(ws Workspace, op *track.Op, key string) (producer.Op, error) {
 	stamped := o
 	if stamped.Action.IsEvent() && stamped.ID == "" {
 		stamped.ID = placeholderEventID
-	}
-	if stamped.Timestamp == 0 {
-		stamped.Timestamp = time.Now().Unix()
 	}
 	if err := track.ValidateOp(&stamped); err != nil {
 		return producer.Op{}, err
@@ -160,18 +166,22 @@ type enqueueResult struct {
 // enqueue hands the ops of one request to the producer in one call and
 // waits until they are all durable: one atomic enqueue (one Redis round
 // trip, or one spool record), so a request that fails queues none of its
-// ops and the client's retry cannot queue any twice. Ops the producer
-// refuses are reported and the others enqueued in a second call. The
-// client's disconnect does not cancel a request under way (the producer
-// bounds the wait by its Timeout, which the server's write timeout must
-// exceed).
+// ops and the client's retry cannot queue any twice. When Redis fails or
+// gives no answer (the outcome is then unknown), enqueue tries again with
+// the same op ids until Config.EnqueueTimeout: a write that did land is
+// then reported as duplicates, not queued twice, and the client gets its
+// answer within the server's write timeout. Ops the producer refuses are
+// reported and the others enqueued in another call. The client's
+// disconnect does not cancel a request under way.
 func (h *Handler) enqueue(ctx context.Context, ws Workspace, ops []producer.Op) enqueueResult {
-	ctx = context.WithoutCancel(ctx)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.cfg.EnqueueTimeout)
+	defer cancel()
 	index := make([]int, len(ops)) // request index of ops[i]
 	for i := range index {
 		index[i] = i
 	}
 	var res enqueueResult
+	backoff := 50 * time.Millisecond
 	for len(ops) > 0 {
 		results, err := h.cfg.Producer.EnqueueAll(ctx, ops)
 		var ie *producer.InvalidOpsError
@@ -193,6 +203,14 @@ func (h *Handler) enqueue(ctx context.Context, ws Workspace, ops []producer.Op) 
 			continue
 		}
 		if err != nil {
+			if ctx.Err() == nil && !errors.Is(err, producer.ErrClosed) {
+				select {
+				case <-time.After(backoff):
+					backoff = min(2*backoff, time.Second)
+					continue
+				case <-ctx.Done():
+				}
+			}
 			h.logEnqueueFailure(ctx, ws.Name, len(ops), err)
 			for i := range ops {
 				h.countOp(ws.Name, ops[i].Action, metrics.IngestFailed)

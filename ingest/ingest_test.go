@@ -417,24 +417,40 @@ func TestNew_Config(t *testing.T) {
 // its ops, so the client's retry (same body, no ids) queues each op once.
 func TestRequestIsAllOrNothing(t *testing.T) {
 	t.Parallel()
-	b := setup(t, nil)
 	ctx := context.Background()
-	idem := idempotency.New(b.db.Client, idempotency.Config{Prefix: b.prefix})
-	// A stamp key of the wrong type makes the enqueue script fail, as a
-	// Redis that refuses writes would.
-	require.NoError(t, b.db.Client.RPush(ctx, idem.StampKey(wsName), "x").Err())
 	body := []byte(`{"batch":[` +
 		`{"type":"person","identifiers":{"id":"a"},"action":"identify","attributes":{"plan":"pro"}},` +
 		`{"type":"person","identifiers":{"id":"b"},"action":"event","name":"signup"},` +
 		`{"type":"person","identifiers":{"id":"c"},"action":"suppress"}]}`)
-	status, _, _ := b.do(t, http.MethodPost, "/api/v2/batch", siteID, apiKey, body, nil)
-	require.Equal(t, http.StatusServiceUnavailable, status)
-	require.Empty(t, b.tasks(t), "nothing of the failed request is queued")
+	// A stamp key of the wrong type makes the enqueue script fail, as a
+	// Redis that refuses writes would.
+	breakRedis := func(t *testing.T, b *bundle) (fix func()) {
+		idem := idempotency.New(b.db.Client, idempotency.Config{Prefix: b.prefix})
+		require.NoError(t, b.db.Client.RPush(ctx, idem.StampKey(wsName), "x").Err())
+		return func() { require.NoError(t, b.db.Client.Del(ctx, idem.StampKey(wsName)).Err()) }
+	}
 
-	require.NoError(t, b.db.Client.Del(ctx, idem.StampKey(wsName)).Err())
-	status, _, _ = b.do(t, http.MethodPost, "/api/v2/batch", siteID, apiKey, body, nil)
-	require.Equal(t, http.StatusOK, status)
-	require.Len(t, b.tasks(t), 3, "the retry queues each op once")
+	t.Run("FailedRequestQueuesNothingAndItsRetryQueuesEachOpOnce", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, func(c *ingest.Config) { c.EnqueueTimeout = 300 * time.Millisecond })
+		fix := breakRedis(t, b)
+		status, _, _ := b.do(t, http.MethodPost, "/api/v2/batch", siteID, apiKey, body, nil)
+		require.Equal(t, http.StatusServiceUnavailable, status)
+		require.Empty(t, b.tasks(t), "nothing of the failed request is queued")
+		fix()
+		status, _, _ = b.do(t, http.MethodPost, "/api/v2/batch", siteID, apiKey, body, nil)
+		require.Equal(t, http.StatusOK, status)
+		require.Len(t, b.tasks(t), 3, "the retry queues each op once")
+	})
+	t.Run("RedisBackWithinTheRequestAnswers200", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, nil)
+		fix := breakRedis(t, b)
+		go func() { time.Sleep(300 * time.Millisecond); fix() }()
+		status, _, _ := b.do(t, http.MethodPost, "/api/v2/batch", siteID, apiKey, body, nil)
+		require.Equal(t, http.StatusOK, status, "ingest tried again with the same op ids")
+		require.Len(t, b.tasks(t), 3)
+	})
 }
 
 // TestLargeBatchIsOneEnqueue: a batch of thousands of small ops is queued in

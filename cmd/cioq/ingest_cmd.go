@@ -121,6 +121,9 @@ func runIngest(ctx context.Context, cfg *config.Config, o ingestOptions, logger 
 	}
 	h, err := ingest.New(ingest.Config{
 		Producer: p, Workspaces: workspaces, MaxConcurrentPerClient: o.maxConcurrent,
+		// A request stops trying to make its ops durable well before the
+		// server's write deadline, so the client always gets its answer.
+		EnqueueTimeout: o.writeTimeout / 2,
 		Ready:  ingestReady(rdb, p, cfg.Spool),
 		Logger: logger, Registerer: reg,
 	})
