@@ -16,9 +16,13 @@ import (
 // the attribute "seq" = run-i, which names it in the fake's request log.
 type feed struct {
 	run string
+	// gen builds op i; nil means feed.op. An op without a "seq" attribute
+	// (delete, suppress, unsuppress) is not counted in sent, only in ops.
+	gen func(i int) producer.Op
 
 	mu          sync.Mutex
 	sent        map[string]bool // seq → queued (or spooled) by the producer
+	ops         []track.Op      // the ops queued, in the order the producer took them
 	spooled     int
 	unavailable int       // ErrUnavailable answers, each retried with the same key
 	last        time.Time // when the last op was taken
@@ -50,11 +54,24 @@ func (f *feed) op(i int) producer.Op {
 // application following the producer's contract does) until ctx ends.
 func (f *feed) enqueue(ctx context.Context, p *producer.Producer, i int) error {
 	op := f.op(i)
+	if f.gen != nil {
+		op = f.gen(i)
+	}
+	// The op's timestamp, fixed once: the state Customer.io ends with is
+	// checked against the ops as they were sent.
+	if op.Timestamp.IsZero() {
+		op.Timestamp = time.Now()
+	}
 	for {
 		res, err := p.Enqueue(ctx, op)
 		if err == nil {
 			f.mu.Lock()
-			f.sent[op.Key] = true
+			if _, ok := op.Attributes["seq"]; ok {
+				f.sent[op.Key] = true
+			}
+			sent := op.Op
+			sent.Timestamp = op.Timestamp.Unix()
+			f.ops = append(f.ops, sent)
 			f.last = time.Now()
 			if res.Spooled {
 				f.spooled++
@@ -91,6 +108,69 @@ func (f *feed) goStream(ctx context.Context, p *producer.Producer, from, n int, 
 	errc := make(chan error, 1)
 	go func() { errc <- f.stream(ctx, p, from, n, rate) }()
 	return func() error { return <-errc }
+}
+
+// sentOps returns the ops cioq took, in order, but those whose seq is in
+// skip (dead-lettered: they never took effect).
+func (f *feed) sentOps(skip map[string]bool) []track.Op {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]track.Op, 0, len(f.ops))
+	for _, op := range f.ops {
+		if s, _ := op.Attributes["seq"].(string); !skip[s] {
+			out = append(out, op)
+		}
+	}
+	return out
+}
+
+// record notes ops taken another way (ingest), in order.
+func (f *feed) record(ops ...track.Op) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, op := range ops {
+		if s, ok := op.Attributes["seq"].(string); ok {
+			f.sent[s] = true
+		}
+		f.ops = append(f.ops, op)
+	}
+	f.last = time.Now()
+}
+
+// obsolete returns the seqs of ops a later delete or suppress of their
+// person makes obsolete, or that were queued while their person was
+// suppressed: cioq drops them instead of sending them (Customer.io would
+// not keep their effect), so they are neither delivered nor lost.
+func (f *feed) obsolete() map[string]bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := map[string]bool{}
+	pending := map[string][]string{} // person → seqs since its last delete/suppress
+	suppressed := map[string]bool{}
+	for _, op := range f.ops {
+		person := op.Person().Key()
+		switch op.Action {
+		case track.ActionDelete, track.ActionSuppress:
+			for _, s := range pending[person] {
+				out[s] = true
+			}
+			pending[person] = nil
+			if op.Action == track.ActionSuppress {
+				suppressed[person] = true
+			}
+			continue
+		case track.ActionUnsuppress:
+			suppressed[person] = false
+			continue
+		}
+		if s, ok := op.Attributes["seq"].(string); ok {
+			if suppressed[person] {
+				out[s] = true
+			}
+			pending[person] = append(pending[person], s)
+		}
+	}
+	return out
 }
 
 // sentSeqs returns a copy of the seqs cioq took.

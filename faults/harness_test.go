@@ -113,12 +113,16 @@ func (c *cluster) connOpt() asynq.RedisClientOpt { return asynq.RedisClientOpt{A
 
 func (c *cluster) redisURL() string { return "redis://" + c.redis.Addr + "/0" }
 
-// producer returns an in-process producer on the cluster's Redis.
-func (c *cluster) producer(spoolDir string) *producer.Producer {
+// producer returns an in-process producer on the cluster's Redis; mod, when
+// given, changes its configuration.
+func (c *cluster) producer(spoolDir string, mod ...func(*producer.Config)) *producer.Producer {
 	c.t.Helper()
 	cfg := producer.Config{Redis: c.connOpt()}
 	if spoolDir != "" {
 		cfg.Spool = producer.SpoolConfig{Dir: spoolDir}
+	}
+	for _, m := range mod {
+		m(&cfg)
 	}
 	p, err := producer.New(cfg)
 	require.NoError(c.t, err)
@@ -194,12 +198,21 @@ func (c *cluster) startWorkers(n int) {
 func (c *cluster) startWorker(key string) *proc {
 	c.t.Helper()
 	c.nProcs++
-	p := &proc{name: fmt.Sprintf("worker-%d", c.nProcs), addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(c.t)))}
+	p := c.startProc(fmt.Sprintf("worker-%d", c.nProcs), c.workerEnv(key), "worker", "--monitoring=false")
+	c.workers = append(c.workers, p)
+	return p
+}
+
+// startProc starts `cioq <args...> --addr <free port>` with env as name and
+// waits until its /readyz answers 200. It is killed at cleanup.
+func (c *cluster) startProc(name string, env []string, args ...string) *proc {
+	c.t.Helper()
+	p := &proc{name: name, addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(c.t)))}
 	p.log = filepath.Join(c.dir, p.name+".log")
 	lf, err := os.Create(p.log)
 	require.NoError(c.t, err)
-	p.cmd = exec.Command(c.bin, "worker", "--addr", p.addr, "--monitoring=false")
-	p.cmd.Env = c.workerEnv(key)
+	p.cmd = exec.Command(c.bin, append(args, "--addr", p.addr)...)
+	p.cmd.Env = env
 	p.cmd.Stdout, p.cmd.Stderr = lf, lf
 	require.NoError(c.t, p.cmd.Start())
 	p.done = make(chan struct{})
@@ -208,7 +221,7 @@ func (c *cluster) startWorker(key string) *proc {
 		_ = lf.Close()
 		close(p.done)
 	}()
-	c.workers = append(c.workers, p)
+	c.t.Cleanup(p.kill)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		select {

@@ -27,13 +27,19 @@ type row struct {
 	// Repeated counts events accepted again under the same event id:
 	// Customer.io drops them, so they are not duplicates.
 	Repeated int64
-	// Lost counts sent ops neither delivered nor dead-lettered.
+	// Lost counts sent ops neither delivered, dead-lettered nor obsolete.
 	Lost int
+	// Obsolete counts sent ops not delivered because a later delete or
+	// suppress of their person made them obsolete (cioq drops them).
+	Obsolete int
 	// DeadLettered counts sent ops in cioq's dead-letter store.
 	DeadLettered int
 	// Archived counts tasks asynq archived (retry budget spent): cioq
 	// dead-letters ops itself, so any is a finding.
 	Archived int
+	// WrongState counts persons whose state at the fake is not the one the
+	// ops cioq took, applied in the order it took them, give.
+	WrongState int
 	// RateLimited counts 429 answers.
 	RateLimited int64
 	// MaxPerSecond is the most accepted requests in any one second.
@@ -47,8 +53,30 @@ type row struct {
 	// Failed marks a scenario whose test failed.
 	Failed bool
 
-	lostSeqs []string
-	ledger   fake.Ledger
+	lostSeqs    []string
+	wrongStates []string
+	ledger      fake.Ledger
+}
+
+// wrongStates compares, person by person, what the fake holds with what the
+// feed's ops (but the dead-lettered ones) give when applied in the order
+// cioq took them: existence, suppression and every attribute.
+func (c *cluster) wrongStates(f *feed, dls map[string]worker.DeadLetter) (int, []string) {
+	skip := make(map[string]bool, len(dls))
+	for id := range dls {
+		skip[id] = true
+	}
+	want := fake.Expect(f.sentOps(skip), time.Now())
+	got := c.fake.People(siteID)
+	var bad []string
+	for key, w := range want {
+		g := got[key]
+		if g.Exists != w.Exists || g.Suppressed != w.Suppressed || fmt.Sprint(g.Attributes) != fmt.Sprint(w.Attributes) {
+			bad = append(bad, fmt.Sprintf("%s: want %v %v, got %v %v", key, w.Exists, w.Attributes, g.Exists, g.Attributes))
+		}
+	}
+	sort.Strings(bad)
+	return len(bad), bad
 }
 
 // delivered counts, per seq of this run, how often the fake accepted it,
@@ -122,8 +150,9 @@ func (c *cluster) complete(f *feed) bool {
 	if err != nil {
 		return false
 	}
+	obsolete := f.obsolete()
 	for s := range f.sentSeqs() {
-		if got[s] == 0 {
+		if got[s] == 0 && !obsolete[s] {
 			if _, ok := dls[s]; !ok {
 				return false
 			}
@@ -150,6 +179,7 @@ func (c *cluster) count(f *feed, recovered time.Time) row {
 		Duplicates: l.DuplicateOps, Repeated: l.RepeatedIDs, RateLimited: l.RateLimited,
 		MaxPerSecond: l.MaxRequestsPerSecond, ledger: l, Archived: archived,
 	}
+	obsolete := f.obsolete()
 	for s := range f.sentSeqs() {
 		r.Sent++
 		switch _, dead := dls[s]; {
@@ -157,12 +187,15 @@ func (c *cluster) count(f *feed, recovered time.Time) row {
 			r.Delivered++
 		case dead:
 			r.DeadLettered++
+		case obsolete[s]:
+			r.Obsolete++
 		default:
 			r.Lost++
 			r.lostSeqs = append(r.lostSeqs, s)
 		}
 	}
 	sort.Strings(r.lostSeqs)
+	r.WrongState, r.wrongStates = c.wrongStates(f, dls)
 	from := recovered
 	if last := f.lastSent(); last.After(from) {
 		from = last
@@ -174,8 +207,8 @@ func (c *cluster) count(f *feed, recovered time.Time) row {
 }
 
 // tableHeader is the fault table's header, in Markdown.
-const tableHeader = `| # | scenario | ops sent | delivered unique | duplicates | repeated ids (dropped by CIO) | lost | dead-lettered | 429s | max req in 1 s (budget) | drain after recovery | result |
-|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|
+const tableHeader = `| # | scenario | ops sent | delivered unique | duplicates | repeated ids (dropped by CIO) | lost | dead-lettered | persons not in their last state | 429s | max req in 1 s (budget) | drain after recovery | result |
+|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|
 `
 
 // printTable writes the rows as a Markdown table, then their notes.
@@ -191,8 +224,8 @@ func printTable(w io.Writer, rows []row) {
 		if r.Archived > 0 {
 			dead += fmt.Sprintf(" + %d archived", r.Archived)
 		}
-		fmt.Fprintf(w, "| %d | %s | %d | %d | %d | %d | %d | %s | %d | %d (%d+%d) | %s | %s |\n",
-			r.Num, r.Scenario, r.Sent, r.Delivered, r.Duplicates, r.Repeated, r.Lost, dead,
+		fmt.Fprintf(w, "| %d | %s | %d | %d | %d | %d | %d | %s | %d | %d | %d (%d+%d) | %s | %s |\n",
+			r.Num, r.Scenario, r.Sent, r.Delivered, r.Duplicates, r.Repeated, r.Lost, dead, r.WrongState,
 			r.RateLimited, r.MaxPerSecond, budget, budgetBurst, r.Drain.Round(100*time.Millisecond), result)
 	}
 	fmt.Fprintln(w)

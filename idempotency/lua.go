@@ -18,7 +18,7 @@ import "github.com/redis/go-redis/v9"
 // The person hash (PersonKey) holds:
 //
 //	t      "<stamp>:<d|s>:<op id>"  the newest delete/suppress (the tombstone)
-//	u      "<stamp>:<op id>"        the newest unsuppress
+//	u      "<stamp>:<op id>"        the first unsuppress after t
 //	b      pending barriers (entries in the order set)
 //	i<ts>  pending identifies of timestamp second ts
 //	f      "<count>:<until ms>"     droppable ops in flight (claimed), valid until
@@ -64,9 +64,16 @@ local function cioq_register(p, ord, idn, kind, stamp, ts, opid, ttl)
     elseif kind == 'u' then
       field, val = 'u', cioq_fmt(stamp) .. ':' .. opid
     end
-    if field then
-      local cur = cioq_stamp_of(redis.call('HGET', p, field))
-      if not cur or cur < stamp then redis.call('HSET', p, field, val) end
+    if field == 't' then
+      local cur = cioq_stamp_of(redis.call('HGET', p, 't'))
+      if not cur or cur < stamp then redis.call('HSET', p, 't', val) end
+    elseif field == 'u' then
+      -- u is the FIRST unsuppress after the newest delete/suppress: an op
+      -- is in a suppressed window when no unsuppress came between the
+      -- suppress and it.
+      local cur = cioq_stamp_of(redis.call('HGET', p, 'u'))
+      local t = cioq_stamp_of(redis.call('HGET', p, 't'))
+      if not cur or (t and cur < t) then redis.call('HSET', p, 'u', val) end
     end
     redis.call('PEXPIRE', p, ttl)
   end
@@ -196,7 +203,7 @@ return out
 // ARGV[2] the mode: "d" delivered (done-marker with TTL ARGV[3] s, claim and
 // registration gone), "r" released (claim gone, the op stays registered
 // for its retry), "f" forgotten (dead-lettered: claim and registration
-// gone, no done-marker, and the tombstone removed when this op wrote it),
+// gone, no done-marker, and its tombstone, or suppression lift, removed when this op wrote it),
 // "e" extended (this store's claims live ARGV[3] ms more).
 // KEYS are as for claimScript (4 per item); for item i ARGV[3i+1..3i+3] are
 // its kind, timestamp and op id. A claim is released, and the in-flight
@@ -222,9 +229,11 @@ for i = 1, n do
   if kind ~= 'n' and mode ~= 'e' then
     if mine and cioq_droppable[kind] then cioq_fly_dec(pk, now) end
     if mode ~= 'r' then cioq_deregister(pk, ordk, idnk, kind, ts, opid) end
-    if mode == 'f' and (kind == 'd' or kind == 's') then
-      local t = redis.call('HGET', pk, 't')
-      if t and string.sub(t, -(#opid + 1)) == ':' .. opid then redis.call('HDEL', pk, 't') end
+    if mode == 'f' and (kind == 'd' or kind == 's' or kind == 'u') then
+      local f = 't'
+      if kind == 'u' then f = 'u' end
+      local v = redis.call('HGET', pk, f)
+      if v and string.sub(v, -(#opid + 1)) == ':' .. opid then redis.call('HDEL', pk, f) end
     end
   end
 end

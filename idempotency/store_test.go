@@ -393,6 +393,16 @@ func TestOrderPerPerson(t *testing.T) {
 		require.Equal(t, idempotency.Send, claim(t, store, ws, after)[0].Verdict)
 	})
 
+	t.Run("ALaterUnsuppressDoesNotHideAnEarlierOne", func(t *testing.T) {
+		t.Parallel()
+		store, _ := setup(t, idempotency.Config{})
+		its := reg(t, store, ws, item("sup", idempotency.KindSuppress, 10), item("uns1", idempotency.KindUnsuppress, 11),
+			item("idf", idempotency.KindIdentify, 12), item("uns2", idempotency.KindUnsuppress, 13))
+		require.NoError(t, store.MarkDone(ctx, ws, its[:2]))
+		require.Equal(t, idempotency.Send, claim(t, store, ws, its[2])[0].Verdict,
+			"queued after the first unsuppress: sent, whatever unsuppress came later")
+	})
+
 	t.Run("DoomedOpsHoldNothingBack", func(t *testing.T) {
 		t.Parallel()
 		store, _ := setup(t, idempotency.Config{})

@@ -154,7 +154,9 @@ func V1ToV2(method, escapedPath string, body []byte) (*Op, error) {
 //   - a path id "cio_<x>" is identifiers {"cio_id":"<x>"}, one holding "@"
 //     is {"email":...}, anything else {"id":...} (IdentifiersFromV1);
 //   - identify: the body's flat attributes become attributes, `_timestamp`
-//     becomes timestamp (other keys, `_update` included, stay attributes);
+//     becomes timestamp (other keys stay attributes); `_update: false` is
+//     dropped, `_update: true` (update only, never create: no v2 form) is
+//     refused with a *ValidationError;
 //   - track: `data` becomes attributes, `type` "page" (or "screen") becomes
 //     action page (screen), `id`, `name` and `timestamp` are kept;
 //   - anonymous track (POST /api/v1/events): `anonymous_id` becomes
@@ -236,6 +238,9 @@ func (c V1Call) mapOp(body []byte) (*Op, error) {
 			Secondary map[string]any `json:"secondary"`
 		}
 		if err := decodeStrict(body, &req); err != nil {
+			if ve := asValidation(err); ve != nil {
+				return nil, ve
+			}
 			return nil, malformed("malformed merge: %s", jsonErrorText(err))
 		}
 		primary, err := v1Identifiers("primary", req.Primary)
@@ -257,9 +262,21 @@ func v1Identify(op *Op, body []byte) (*Op, error) {
 	}
 	var attrs map[string]any
 	if err := decodeStrict(body, &attrs); err != nil {
+		if ve := asValidation(err); ve != nil {
+			return nil, ve
+		}
 		return nil, malformed("body must be a JSON object of attributes")
 	}
 	// null (go-customerio's Identify with nil attributes) is no attributes.
+	if u, ok := attrs["_update"]; ok {
+		// v1's "only update a person who exists" has no v2 form, and as an
+		// attribute it would be stored on the person: never forward it.
+		delete(attrs, "_update")
+		if u != false {
+			return nil, &ValidationError{Field: "_update", Reason: "an update-only identify (_update: true) has no " +
+				"v2 form and cioq delivers v2 batches: send the identify without _update"}
+		}
+	}
 	if ts, ok := attrs["_timestamp"]; ok {
 		n, err := v1Seconds(ts, false)
 		if err != nil {
@@ -292,6 +309,9 @@ type v1EventBody struct {
 func decodeV1Event(body []byte) (v1EventBody, error) {
 	var ev v1EventBody
 	if err := decodeStrict(body, &ev); err != nil {
+		if ve := asValidation(err); ve != nil {
+			return ev, ve
+		}
 		return ev, malformed("malformed event: %s", jsonErrorText(err))
 	}
 	var err error
@@ -335,6 +355,9 @@ func v1AddDevice(op *Op, body []byte) (*Op, error) {
 		} `json:"device"`
 	}
 	if err := decodeStrict(body, &req); err != nil {
+		if ve := asValidation(err); ve != nil {
+			return nil, ve
+		}
 		return nil, malformed("malformed device: %s", jsonErrorText(err))
 	}
 	if d := req.Device; d != nil {
@@ -351,6 +374,16 @@ func v1AddDevice(op *Op, body []byte) (*Op, error) {
 	return op, nil
 }
 
+// asValidation returns err's *ValidationError (a duplicate key or an
+// out-of-range number found by checkJSON), or nil.
+func asValidation(err error) *ValidationError {
+	var ve *ValidationError
+	if errors.As(err, &ve) {
+		return ve
+	}
+	return nil
+}
+
 // decodeStrict decodes exactly one JSON value into v, rejecting unknown
 // fields and trailing data; numbers in maps and in fields of type any
 // decode as json.Number.
@@ -363,6 +396,9 @@ func decodeStrict(b []byte, v any) error {
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return errors.New("trailing data after the JSON value")
+	}
+	if err := checkJSON(b); err != nil {
+		return err
 	}
 	return nil
 }

@@ -139,6 +139,9 @@ func ValidateRawOp(raw []byte) (*Op, error) {
 	if err := dec.Decode(&op); err != nil {
 		return nil, invalid("", "malformed JSON: "+jsonErrorText(err))
 	}
+	if err := checkJSON(raw); err != nil {
+		return nil, err
+	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return nil, invalid("", "trailing data after the JSON object")
 	}

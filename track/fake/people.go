@@ -175,3 +175,14 @@ func (s *Server) People(site string) map[string]Person {
 	defer s.mu.Unlock()
 	return s.people.snapshot(site)
 }
+
+// Expect returns the persons Customer.io would hold after ops applied in
+// the given order (the order an application enqueued them), by identifier
+// key, with the rules of Person; ops without timestamp count as stamped at
+// now. A test compares it with People to check that the state Customer.io
+// ends with is the one the application meant.
+func Expect(ops []track.Op, now time.Time) map[string]Person {
+	pp := people{}
+	pp.apply("", now, ops)
+	return pp.snapshot("")
+}

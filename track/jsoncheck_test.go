@@ -1,0 +1,61 @@
+package track
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestCheckJSON(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, in, wantField string
+		ok                  bool
+	}{
+		{"Plain", `{"a":1,"b":{"c":[1,2,{"d":3}]}}`, "", true},
+		{"SameKeyInSiblingObjects", `{"a":{"x":1},"b":{"x":2}}`, "", true},
+		{"TopLevelDuplicate", `{"action":"identify","action":"delete"}`, "action", false},
+		{"NestedDuplicate", `{"attributes":{"plan":"pro","plan":"free"}}`, "attributes.plan", false},
+		{"DuplicateInArrayElement", `{"batch":[{"a":1},{"b":1,"b":2}]}`, "batch.b", false},
+		{"HugeNumber", `{"attributes":{"n":1e99999}}`, "attributes.n", false},
+		{"HugeNegativeNumber", `{"n":-1e400}`, "n", false},
+		{"BigButFinite", `{"n":1.7e308,"m":123456789012345678901234567890}`, "", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			err := checkJSON([]byte(tt.in))
+			if tt.ok {
+				require.NoError(t, err)
+				return
+			}
+			var ve *ValidationError
+			require.True(t, errors.As(err, &ve), "%v", err)
+			require.Equal(t, tt.wantField, ve.Field)
+			require.ErrorIs(t, err, ErrInvalidOp)
+		})
+	}
+}
+
+func TestValidateRawOpRefusesAmbiguousJSON(t *testing.T) {
+	t.Parallel()
+	_, err := ValidateRawOp([]byte(`{"type":"person","identifiers":{"id":"u1"},"action":"identify","attributes":{"plan":"pro","plan":"free"}}`))
+	require.ErrorIs(t, err, ErrInvalidOp)
+	_, err = ValidateRawOp([]byte(`{"type":"person","identifiers":{"id":"u1"},"action":"identify","attributes":{"n":1e99999}}`))
+	require.ErrorIs(t, err, ErrInvalidOp)
+}
+
+func TestV1UpdateFlag(t *testing.T) {
+	t.Parallel()
+	call := V1Call{Name: V1Identify, Method: "PUT", Params: []string{"u1"}}
+	op, err := call.Op([]byte(`{"plan":"pro","_update":false}`))
+	require.NoError(t, err)
+	require.Equal(t, map[string]any{"plan": "pro"}, op.Attributes, "_update is never an attribute")
+	_, err = call.Op([]byte(`{"plan":"pro","_update":true}`))
+	var ve *ValidationError
+	require.True(t, errors.As(err, &ve), "%v", err)
+	require.Equal(t, "_update", ve.Field)
+	_, err = call.Op([]byte(`{"plan":"pro","plan":"free"}`))
+	require.ErrorIs(t, err, ErrInvalidOp)
+}
