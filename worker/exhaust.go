@@ -64,7 +64,7 @@ func (ws *workspace) exhaust(ctx context.Context, items []*item, errs []error) e
 		reasons[i] = pe
 	}
 	entries := ws.deadLetters(items, reasons)
-	if err := w.dlq.Add(ctx, entries); err != nil {
+	if err := w.letters.Add(ctx, entries); err != nil {
 		w.log.ErrorContext(ctx, "retries exhausted but the dead-letter store failed; the op stays queued",
 			"workspace", ws.name, "ops", len(items), "error", err.Error())
 		return &DelayError{Reason: ReasonDeadLetterStore, After: 5 * time.Second, Err: err}

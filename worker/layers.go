@@ -64,10 +64,17 @@ type circuits interface {
 	Execute(ctx context.Context, workspace string, fn func() error) error
 }
 
+// deadLetterStore is the part of *DeadLetters the send path uses.
+type deadLetterStore interface {
+	Add(ctx context.Context, entries []DeadLetter) error
+	Count(ctx context.Context, ws string) (int64, error)
+}
+
 var (
-	_ claimStore  = (*idempotency.Store)(nil)
-	_ rateLimiter = (*ratelimit.Limiter)(nil)
-	_ circuits    = (*breaker.Set)(nil)
+	_ deadLetterStore = (*DeadLetters)(nil)
+	_ claimStore      = (*idempotency.Store)(nil)
+	_ rateLimiter     = (*ratelimit.Limiter)(nil)
+	_ circuits        = (*breaker.Set)(nil)
 )
 
 // guard answers with a *breaker.OpenError while the workspace's circuit is

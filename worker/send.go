@@ -278,7 +278,7 @@ func (ws *workspace) deadLetter(ctx context.Context, items []*item, reasons []*P
 	}
 	w := ws.w
 	entries := ws.deadLetters(items, reasons)
-	err := w.dlq.Add(ctx, entries)
+	err := w.letters.Add(ctx, entries)
 	if err == nil {
 		if ferr := w.idem.Forget(ctx, ws.name, itemsOf(items)); ferr != nil {
 			w.log.WarnContext(ctx, "order registrations of dead letters not removed", "workspace", ws.name, "error", ferr.Error())
@@ -322,7 +322,7 @@ func (ws *workspace) deadLetters(items []*item, reasons []*PermanentError) []Dea
 // trims.
 func (ws *workspace) deadLettered(ctx context.Context, _ []DeadLetter) {
 	w := ws.w
-	n, err := w.dlq.Count(ctx, ws.name)
+	n, err := w.letters.Count(ctx, ws.name)
 	if err != nil {
 		return
 	}

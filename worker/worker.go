@@ -40,6 +40,7 @@ type Worker struct {
 	breakers circuits
 	queue    *taskq.Writer // re-queues the failed ops of bulk tasks
 	dlq      *DeadLetters
+	letters  deadLetterStore // dlq, as the send path uses it
 	ws       map[string]*workspace
 	servers  []*asynq.Server
 	obs      observer // history and tracing (history.go)
@@ -76,6 +77,7 @@ func New(cfg Config) (*Worker, error) {
 		OnStateChange: w.breakerChanged,
 	})
 	w.dlq = NewDeadLetters(cfg.Client, DeadLetterConfig{Prefix: cfg.KeyPrefix, Max: cfg.DeadLetterMax, TombstoneTTL: cfg.TombstoneTTL})
+	w.letters = w.dlq
 	for _, wc := range cfg.Workspaces {
 		ws := &workspace{name: wc.Name, sender: wc.Sender, budget: wc.Limit, w: w,
 			inflight: w.m.InFlight.WithLabelValues(wc.Name), ops: map[opsKey]prometheus.Counter{}}
