@@ -154,6 +154,7 @@ func TestBenchChild(t *testing.T) {
 		cfg.Workspaces[0].Batch.MaxOps = envInt("CIOQ_BENCH_MAX_OPS", 0)
 		cfg.Workspaces[0].Batch.MaxWait = time.Duration(envInt("CIOQ_BENCH_MAX_WAIT_MS", 0)) * time.Millisecond
 		cfg.Workspaces[0].Batch.MaxInFlight = envInt("CIOQ_BENCH_MAX_INFLIGHT", 0)
+		cfg.Protocol = envInt("CIOQ_BENCH_PROTOCOL", 0) // 3: asynq's RESP3 clients, as before
 		w, err := worker.New(cfg)
 		require.NoError(t, err)
 		require.NoError(t, w.Start())

@@ -2,7 +2,9 @@ package producer_test
 
 import (
 	"context"
+	"runtime"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -34,6 +36,39 @@ func BenchmarkEnqueue(b *testing.B) {
 		}
 		lat = append(lat, time.Since(start))
 	}
+	reportPercentiles(b, lat)
+}
+
+// BenchmarkEnqueueConcurrent measures Enqueue from 64 concurrent callers
+// (the group commit's case): ops/s and each call's p99.
+func BenchmarkEnqueueConcurrent(b *testing.B) {
+	db := redistest.New(b)
+	p, err := producer.New(producer.Config{Redis: db.ConnOpt(), KeyPrefix: redistest.Prefix(b)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer p.Close(context.Background())
+	ctx := context.Background()
+	data := map[string]any{"amount": 10, "currency": "EUR", "sku": "A-1"}
+	var mu sync.Mutex
+	var lat []time.Duration
+	b.SetParallelism(max(1, 64/runtime.GOMAXPROCS(0)))
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		local := make([]time.Duration, 0, 1024)
+		for pb.Next() {
+			t0 := time.Now()
+			if _, err := p.Track(ctx, "u1", "purchase", data); err != nil {
+				b.Error(err)
+				return
+			}
+			local = append(local, time.Since(t0))
+		}
+		mu.Lock()
+		lat = append(lat, local...)
+		mu.Unlock()
+	})
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "ops/s")
 	reportPercentiles(b, lat)
 }
 

@@ -22,11 +22,11 @@ import (
 const (
 	// DefaultWorkspace is the workspace of ops that name none.
 	DefaultWorkspace = task.DefaultWorkspace
-	// DefaultKeyPrefix starts every cioq key (tombstones here), as
-	// CIOQ_KEY_PREFIX does.
+	// DefaultKeyPrefix starts every cioq key (stamps, order registrations,
+	// tombstones here), as CIOQ_KEY_PREFIX does.
 	DefaultKeyPrefix = "cioq:"
-	// DefaultMaxRetry is how many times asynq retries a task before it is
-	// archived.
+	// DefaultMaxRetry is how many times an op is retried after a counted
+	// failure before the worker dead-letters it into cioq's store.
 	DefaultMaxRetry = 25
 	// DefaultTimeout bounds one Enqueue when the caller's context has no
 	// earlier deadline.
@@ -75,11 +75,15 @@ type Config struct {
 	// any other workspace is refused with a validation error instead of
 	// waiting in a queue no worker reads. Nil accepts any valid name.
 	Workspaces []string
-	// KeyPrefix starts every cioq key the producer writes (tombstones). Empty
+	// KeyPrefix starts every cioq key the producer writes (stamps, order registrations, tombstones). Empty
 	// means DefaultKeyPrefix ("cioq:"). It must match the workers'.
 	KeyPrefix string
-	// MaxRetry is asynq's retry budget for each task. Zero means
-	// DefaultMaxRetry (25); negative means no retries.
+	// MaxRetry is each op's retry budget: how many counted failures (5xx,
+	// timeouts, network) it may have before the worker dead-letters it into
+	// cioq's store (delays such as a 429 or an open breaker never count).
+	// The task carries one asynq retry more (task.MaxRetry), so asynq never
+	// archives it. Zero means DefaultMaxRetry (25); negative means no
+	// retries.
 	MaxRetry int
 	// Timeout bounds one Enqueue when the caller's context has no earlier
 	// deadline; past it Enqueue returns ErrUnavailable. With a spool,

@@ -52,7 +52,7 @@ func (w *Worker) bulkServer(base asynq.Config) *asynq.Server {
 	c := base
 	c.Concurrency = w.cfg.Bulk.withDefaults().Concurrency
 	c.Queues = queues
-	return asynq.NewServer(w.cfg.Redis, c)
+	return asynq.NewServer(w.redis(), c)
 }
 
 // processBulk delivers the ops of one bulk task through the same layers as

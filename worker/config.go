@@ -116,6 +116,9 @@ const (
 type Config struct {
 	// Redis is where asynq keeps the queues. Required.
 	Redis asynq.RedisConnOpt
+	// Protocol is the RESP version of the connections the asynq servers
+	// make from Redis. Zero means DefaultProtocol (2).
+	Protocol int
 	// Client is a go-redis client on the same Redis for cioq's own keys
 	// (limiter, breaker, done-markers, tombstones, dead letters). Required.
 	Client redis.UniversalClient
@@ -179,6 +182,7 @@ type Config struct {
 
 func (c Config) withDefaults() Config {
 	c.KeyPrefix = cmp.Or(c.KeyPrefix, "cioq:")
+	c.Protocol = cmp.Or(c.Protocol, DefaultProtocol)
 	c.Concurrency = cmp.Or(c.Concurrency, DefaultConcurrency)
 	c.Servers = cmp.Or(c.Servers, DefaultServers)
 	c.CriticalConcurrency = cmp.Or(c.CriticalConcurrency, DefaultCriticalConcurrency)

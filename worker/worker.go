@@ -193,12 +193,12 @@ func (w *Worker) Start() error {
 	crit.Concurrency = w.cfg.CriticalConcurrency
 	crit.Queues = critQueues
 	crit.TaskCheckInterval = min(w.cfg.TaskCheckInterval, 20*time.Millisecond)
-	w.servers = append(w.servers, asynq.NewServer(w.cfg.Redis, crit))
+	w.servers = append(w.servers, asynq.NewServer(w.redis(), crit))
 	for i := 0; i < w.cfg.Servers; i++ {
 		def := base
 		def.Concurrency = w.cfg.Concurrency
 		def.Queues = defQueues
-		w.servers = append(w.servers, asynq.NewServer(w.cfg.Redis, def))
+		w.servers = append(w.servers, asynq.NewServer(w.redis(), def))
 	}
 	w.servers = append(w.servers, w.bulkServer(base)) // bulk.go
 	h := w.Handler()
@@ -237,6 +237,9 @@ func (w *Worker) Shutdown() {
 	}
 	w.log.Info("worker stopped")
 }
+
+// redis is the connection option of the worker's asynq servers.
+func (w *Worker) redis() asynq.RedisConnOpt { return withProtocol(w.cfg.Redis, w.cfg.Protocol) }
 
 // DeadLetters returns the worker's dead-letter store.
 func (w *Worker) DeadLetters() *DeadLetters { return w.dlq }

@@ -16,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
+	"github.com/cioq/cioq/breaker"
 	"github.com/cioq/cioq/internal/redistest"
 	"github.com/cioq/cioq/internal/task"
 	"github.com/cioq/cioq/producer"
@@ -191,11 +192,15 @@ func TestOutageLongerThanBreakerTimeout(t *testing.T) {
 	const n = 1000
 	enqueueEvents(t, e.prod, "outage", n)
 	w := e.startWorker(t, nil)
-	// Down for 3 breaker timeouts while ops flow.
-	time.Sleep(3 * time.Second)
-	h, ok := w.Health(context.Background())
-	require.False(t, ok)
-	require.Equal(t, "OPEN", h.Customerio.CircuitState)
+	require.Eventually(t, func() bool {
+		h, ok := w.Health(context.Background())
+		return !ok && h.Customerio.CircuitState == breaker.StateOpen
+	}, 20*time.Second, 20*time.Millisecond, "the circuit opens")
+	// The outage outlasts the breaker's timeout: its half-open probes fail
+	// twice more while ops keep waiting.
+	opened := e.fake.Ledger().ServerErrors
+	require.Eventually(t, func() bool { return e.fake.Ledger().ServerErrors >= opened+2 }, 20*time.Second,
+		20*time.Millisecond, "two probes after the breaker's timeout")
 	enqueueEvents(t, e.prod, "outage-more", 200)
 	require.NoError(t, e.fake.SetFaults(fake.Faults{}))
 	e.waitDrained(t, 60*time.Second)
