@@ -186,9 +186,13 @@ for i = 1, n do
       redis.call('SET', opk, 'c:' .. token, 'PX', ttl)
       granted[opid] = true
       if cioq_droppable[kind] then
-        local c = cioq_fly(redis.call('HGET', pk, 'f'), now)
+        -- h[3] is fresh: an earlier op of this person in this call wrote f
+        -- before this op's HMGET.
+        local c = cioq_fly(h[3], now)
         redis.call('HSET', pk, 'f', (c + 1) .. ':' .. cioq_fmt(now + ttl))
-        if redis.call('PTTL', pk) < 0 then redis.call('PEXPIRE', pk, 2 * ttl) end
+        if not (h[1] or h[2] or h[3] or h[4] or h[5]) and redis.call('PTTL', pk) < 0 then
+          redis.call('PEXPIRE', pk, 2 * ttl)
+        end
         flylocal[pk] = (flylocal[pk] or 0) + 1
       end
       verdict = {1}
