@@ -16,10 +16,6 @@ import (
 	"github.com/cioq/cioq/track"
 )
 
-// placeholderEventID stands in for the event id the producer stamps, so an
-// op's size is checked as it will be stored.
-const placeholderEventID = "00000000000000000000000000"
-
 // handle validates and maps the body of req, enqueues its ops and builds
 // the answer. Nothing is enqueued for a request that is rejected as a whole.
 func (h *Handler) handle(ctx context.Context, ws Workspace, req request, key string, body []byte) answer {
@@ -42,15 +38,11 @@ func (h *Handler) handle(ctx context.Context, ws Workspace, req request, key str
 // single enqueues the one op of a v1 or entity request (or answers 400 for
 // its validation error err).
 func (h *Handler) single(ctx context.Context, ws Workspace, op *track.Op, err error, key string) answer {
-	var po producer.Op
-	if err == nil {
-		po, err = prepare(ws, op, key)
-	}
 	if err != nil {
 		h.count(ws.Name, op, metrics.IngestRejected)
 		return errorAnswer(http.StatusBadRequest, itemMessage(track.NewItemError(0, err)))
 	}
-	res := h.enqueue(ctx, ws, []producer.Op{po})
+	res := h.enqueue(ctx, ws, []producer.Op{prepare(ws, op, key)})
 	if res.failed {
 		return unavailable()
 	}
@@ -85,12 +77,9 @@ func (h *Handler) batch(ctx context.Context, ws Workspace, body []byte, key stri
 			if k != "" {
 				k += ":" + strconv.Itoa(i)
 			}
-			var po producer.Op
-			if po, err = prepare(ws, op, k); err == nil {
-				ops = append(ops, po)
-				index = append(index, i)
-				continue
-			}
+			ops = append(ops, prepare(ws, op, k))
+			index = append(index, i)
+			continue
 		}
 		h.count(ws.Name, op, metrics.IngestRejected)
 		errs = append(errs, track.NewItemError(i, err))
@@ -117,9 +106,10 @@ func (h *Handler) batch(ctx context.Context, ws Workspace, body []byte, key stri
 	return answer{status: status, body: b}
 }
 
-// prepare turns a validated op into the producer op: workspace, key, and a
-// size check of the op as the producer will store it (with an event id and
-// a timestamp), so the producer does not refuse what ingest accepted.
+// prepare turns a validated op into the producer op: workspace and key.
+// The producer validates the op again as it will store it (with its event
+// id and timestamp) and refuses one that grew past a limit: enqueue reports
+// such an op as invalid and queues the others.
 //
 // Key: the request's key when given, else an event's own id, else a new
 // ULID: every op of the request has its op id before the first enqueue
@@ -127,7 +117,7 @@ func (h *Handler) batch(ctx context.Context, ws Workspace, body []byte, key stri
 // duplicate, never a second op). An event id that is not a ULID is dropped
 // from the op (the producer derives a ULID from the key, the same for every
 // repeat). A missing timestamp is stamped here, once, for the same reason.
-func prepare(ws Workspace, op *track.Op, key string) (producer.Op, error) {
+func prepare(ws Workspace, op *track.Op, key string) producer.Op {
 	o := *op
 	if key == "" && o.Action.IsEvent() {
 		key = o.ID
@@ -143,14 +133,7 @@ func prepare(ws Workspace, op *track.Op, key string) (producer.Op, error) {
 			o.ID = ""
 		}
 	}
-	stamped := o
-	if stamped.Action.IsEvent() && stamped.ID == "" {
-		stamped.ID = placeholderEventID
-	}
-	if err := track.ValidateOp(&stamped); err != nil {
-		return producer.Op{}, err
-	}
-	return producer.Op{Op: o, Key: key, Workspace: ws.Name}, nil
+	return producer.Op{Op: o, Key: key, Workspace: ws.Name}
 }
 
 // enqueueResult is what enqueue did with a request's ops.
