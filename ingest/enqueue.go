@@ -238,5 +238,5 @@ func (h *Handler) count(ws string, op *track.Op, outcome string) {
 }
 
 func (h *Handler) countOp(ws string, action track.Action, outcome string) {
-	h.metrics.Ops.WithLabelValues(ws, string(action), outcome).Inc()
+	h.metrics.Ops.WithLabelValues(ws, "track", string(action), outcome).Inc()
 }
