@@ -131,3 +131,13 @@ func TestImportPipelinesCallWithoutAKeyIsInvalid(t *testing.T) {
 	require.Len(t, sum.Invalid, 2)
 	require.Contains(t, sum.Invalid[0].Error, `workspace "default" has no Pipelines API key`)
 }
+
+func TestConfigCheckRedactsThePipelinesKey(t *testing.T) {
+	t.Parallel()
+	const cdpKey = "cdp-s3cr3t-value"
+	r := run(t, credsEnv("CUSTOMERIO_CDP_API_KEY", cdpKey, "CUSTOMERIO_CDP_URL", "http://127.0.0.1:8081/v1"), "config", "check")
+	require.Equal(t, exitOK, r.code, r.outputs)
+	require.NotContains(t, r.outputs, cdpKey)
+	require.Contains(t, r.stdout, "cdp_api_key: REDACTED")
+	require.Contains(t, r.stdout, "cdp_url: http://127.0.0.1:8081\n")
+}
