@@ -13,6 +13,7 @@ import (
 
 	"github.com/cioq/cioq/cdp"
 	"github.com/cioq/cioq/idempotency"
+	"github.com/cioq/cioq/internal/redistest"
 	"github.com/cioq/cioq/internal/task"
 	"github.com/cioq/cioq/producer"
 	"github.com/cioq/cioq/track"
@@ -320,4 +321,44 @@ func TestProducerConfigPipelinesWorkspaces(t *testing.T) {
 	require.ErrorIs(t, err, producer.ErrInvalidConfig)
 	require.True(t, errors.Is(err, producer.ErrInvalidConfig))
 	require.ErrorContains(t, err, `pipelines workspaces: "eu" is not in workspaces`)
+}
+
+// Calls spooled while Redis is down (in a group, as ingest hands over a
+// request) are replayed as Pipelines tasks, with their messageId.
+func TestSpoolKeepsPipelinesCalls(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dir := t.TempDir()
+	down, err := producer.New(producer.Config{Redis: asynq.RedisClientOpt{Addr: closedPort(t)},
+		Spool: producer.SpoolConfig{Dir: dir, Fsync: producer.FsyncAlways}})
+	require.NoError(t, err)
+	res, err := down.EnqueueAll(ctx, []producer.Op{
+		{Call: &cdp.Call{Type: cdp.TypeIdentify, UserID: "sp-1", MessageID: "sp-m1"}},
+		{Call: &cdp.Call{Type: cdp.TypeTrack, UserID: "sp-1", Event: cdp.EventUserDeleted, MessageID: "sp-m2"}},
+		{Op: track.Op{Action: track.ActionIdentify, Identifiers: &track.Identifiers{ID: "sp-2"}}},
+	})
+	require.NoError(t, err)
+	for _, r := range res {
+		require.True(t, r.Spooled)
+	}
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	require.NoError(t, down.Close(cctx))
+
+	db := redistest.New(t)
+	up, err := producer.New(producer.Config{Redis: db.ConnOpt(), KeyPrefix: redistest.Prefix(t), Spool: producer.SpoolConfig{Dir: dir}})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = up.Close(context.Background()) })
+	requireReplayed(t, up, db, res)
+	insp := asynq.NewInspectorFromRedisClient(db.Client)
+	for i, want := range []string{"cio:pipelines:identify", "cio:pipelines:delete", "cio:identify"} {
+		info, err := insp.GetTaskInfo(res[i].Queue, res[i].TaskID)
+		require.NoError(t, err)
+		require.Equal(t, want, info.Type)
+		p, err := task.FromTask(asynq.NewTask(info.Type, info.Payload))
+		require.NoError(t, err)
+		if i < 2 {
+			require.Equal(t, res[i].MessageID, opJSON(t, p.Op)["messageId"])
+		}
+	}
 }
