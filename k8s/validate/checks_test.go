@@ -335,6 +335,7 @@ func TestOverlaySettings(t *testing.T) {
 		cm := dev.configMap("cioq-config")
 		require.NotNil(t, cm)
 		require.Equal(t, "http://cioq-fakecio:8080", cm.Data["CUSTOMERIO_TRACK_URL"], "dev sends to the fake, never to Customer.io")
+		require.Equal(t, "http://cioq-fakecio:8080", cm.Data["CUSTOMERIO_CDP_URL"], "dev sends Pipelines calls to the fake too")
 		require.True(t, dev.objectsByIdent["Service/cioq-fakecio"])
 		fake := dev.deployment("cioq-fakecio")
 		require.NotNil(t, fake)
