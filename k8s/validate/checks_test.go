@@ -26,7 +26,7 @@ const cioqImage = "cioq/cioq"
 // externalSecrets are the Secrets production expects to exist (created from
 // a secret store, never rendered), with the keys cioq reads from them.
 var externalSecrets = map[string][]string{
-	"cioq-customerio": {"CUSTOMERIO_SITE_ID", "CUSTOMERIO_TRACK_API_KEY"},
+	"cioq-customerio": {"CUSTOMERIO_SITE_ID", "CUSTOMERIO_TRACK_API_KEY", "CUSTOMERIO_CDP_API_KEY"},
 	"cioq-redis":      {"CIOQ_REDIS_URL"},
 	"cioq-monitoring": {"CIOQ_MONITORING_USERNAME", "CIOQ_MONITORING_PASSWORD"},
 }
