@@ -3,7 +3,7 @@ GO        ?= go
 PKGS      ?= ./...
 TESTFLAGS ?=
 
-.PHONY: all build demo test test-short bench faults lint fmt vet staticcheck clean k8s-validate deploy-validate browser-check browser-test
+.PHONY: all build demo test test-short bench faults lint fmt vet staticcheck clean k8s-validate deploy-validate browser-check browser-test node-deps node-test
 
 all: build
 
@@ -16,13 +16,36 @@ demo:
 
 ## test: every test with the race detector, on a Redis of its own
 ## (REDIS_ADDR when set; else a private redis-server, installed if missing).
-## Then the offline manifest checks and the asynqmon browser check: Debian's
-## chromium is installed with apt-get when missing (13-20 s measured); where
-## it cannot be, the run says so clearly and the browser check skips.
-test:
+## First the Node SDK harness's dependencies (node-deps), so the Node SDK
+## tests (cdp/fake, ingest) run; without node or npm it says so and they
+## skip. Then the offline manifest checks and the asynqmon browser check:
+## Debian's chromium is installed with apt-get when missing (13-20 s
+## measured); where it cannot be, the run says so clearly and the browser
+## check skips.
+test: node-deps
 	scripts/with-redis.sh $(GO) test -race -count=1 -timeout 25m $(TESTFLAGS) $(PKGS)
 	$(MAKE) --no-print-directory k8s-validate
 	$(MAKE) --no-print-directory browser-test
+
+## node-deps: install loadtest/node's pinned dependencies
+## (@customerio/cdp-analytics-node, npm ci from package-lock.json) when
+## missing; says so clearly, and succeeds, where node or npm is absent (the
+## Node SDK tests then skip).
+NODE_HARNESS := loadtest/node
+node-deps:
+	@if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then \
+	  echo "node-deps: node or npm not installed: the Node SDK tests (@customerio/cdp-analytics-node against the fake and cioq ingest) SKIP"; \
+	elif [ -f $(NODE_HARNESS)/node_modules/@customerio/cdp-analytics-node/package.json ]; then \
+	  echo "node-deps: $(NODE_HARNESS) dependencies installed (node $$(node --version)): the Node SDK tests run"; \
+	else \
+	  echo "node-deps: npm ci in $(NODE_HARNESS) (from package-lock.json)"; \
+	  (cd $(NODE_HARNESS) && npm ci --no-audit --no-fund); \
+	fi
+
+## node-test: only the Node SDK tests, verbose (they drive the unchanged SDK
+## against the fake Pipelines API and against cioq ingest).
+node-test: node-deps
+	scripts/with-redis.sh $(GO) test -count=1 -v -run 'NodeSDK' ./cdp/fake/ ./ingest/
 
 ## k8s-validate: render every k8s/ overlay with kustomize's Go library and
 ## decode each object strictly; check probes, metric names, Secret keys,

@@ -66,11 +66,20 @@ type Workspace struct {
 	SiteID string
 	// APIKey is the Basic-auth password. Required. Never logged or printed.
 	APIKey string
+	// PipelinesKey is the workspace's Pipelines API key: a Pipelines API
+	// request (/v1/identify, ..., /v1/batch) whose Basic-auth user name it
+	// is goes to this workspace. Empty means the workspace takes no
+	// Pipelines calls (401). Unique. Never logged or printed.
+	PipelinesKey string
 }
 
-// String renders the workspace with the API key redacted.
+// String renders the workspace with the API keys redacted.
 func (w Workspace) String() string {
-	return fmt.Sprintf("ingest.Workspace{Name:%s SiteID:%s APIKey:REDACTED}", w.Name, w.SiteID)
+	pk := ""
+	if w.PipelinesKey != "" {
+		pk = " PipelinesKey:REDACTED"
+	}
+	return fmt.Sprintf("ingest.Workspace{Name:%s SiteID:%s APIKey:REDACTED%s}", w.Name, w.SiteID, pk)
 }
 
 // GoString renders String: the key never prints.
@@ -146,7 +155,14 @@ func (c Config) validate() error {
 		errs = append(errs, errors.New("at least one workspace is required"))
 	}
 	seen := map[string]bool{}
+	keys := map[string]string{} // Pipelines API key -> workspace
 	for i, w := range c.Workspaces {
+		if w.PipelinesKey != "" {
+			if other, dup := keys[w.PipelinesKey]; dup {
+				errs = append(errs, fmt.Errorf("workspace %q: its Pipelines API key is also workspace %q's", w.Name, other))
+			}
+			keys[w.PipelinesKey] = w.Name
+		}
 		switch {
 		case strings.TrimSpace(w.Name) == "":
 			errs = append(errs, fmt.Errorf("workspace %d: name is required", i))

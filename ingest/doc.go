@@ -15,6 +15,15 @@
 //	if err != nil { ... }
 //	mux.Handle("/", h) // Track paths plus /healthz, /readyz, /metrics
 //
+// The same handler serves Customer.io's Pipelines API paths (POST
+// /v1/identify, /v1/track, /v1/page, /v1/screen, /v1/group, /v1/alias,
+// /v1/batch) for workspaces with a Workspace.PipelinesKey, the Basic-auth
+// user name of Customer.io's SDKs: an SDK pointed at ingest by its host
+// option works unchanged. Its calls are validated against the Pipelines
+// API's rules and limits (package cdp), answered with its error body and
+// modes (pipelines.go), and queued through the producer as Pipelines calls
+// (producer.Op.Call), delivered to the workspace's Pipelines API.
+//
 // Idempotency: an Idempotency-Key header becomes the op's idempotency key
 // (producer.Op.Key), "<key>:<index>" for each op of a v2 batch; without it an
 // event's own `id` is its key. A client retrying a request with the same key

@@ -12,6 +12,7 @@ import (
 	"github.com/oklog/ulid/v2"
 
 	"github.com/cioq/cioq/internal/metrics"
+	"github.com/cioq/cioq/internal/task"
 	"github.com/cioq/cioq/producer"
 	"github.com/cioq/cioq/track"
 )
@@ -157,13 +158,28 @@ type enqueueResult struct {
 // reported and the others enqueued in another call. The client's
 // disconnect does not cancel a request under way.
 func (h *Handler) enqueue(ctx context.Context, ws Workspace, ops []producer.Op) enqueueResult {
+	refused, failed := h.enqueueOps(ctx, ws, ops, false)
+	res := enqueueResult{failed: failed}
+	for _, r := range refused {
+		res.invalid = append(res.invalid, track.NewItemError(r.Index, r.Err))
+	}
+	return res
+}
+
+// enqueueOps enqueues ops (Track ops, Pipelines calls, or both) in one
+// EnqueueAll and counts each op's outcome. Ops the producer refuses are
+// returned, with their index in ops; unless allOrNothing, the others are
+// then enqueued in another EnqueueAll. While Redis fails or gives no answer
+// it tries again with the same ops (same ids) until Config.EnqueueTimeout.
+// failed reports that the queue did not take the ops in that time (none was
+// queued, unless Redis gave no answer at all and the outcome is unknown).
+func (h *Handler) enqueueOps(ctx context.Context, ws Workspace, ops []producer.Op, allOrNothing bool) (refused []producer.InvalidOp, failed bool) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.cfg.EnqueueTimeout)
 	defer cancel()
 	index := make([]int, len(ops)) // request index of ops[i]
 	for i := range index {
 		index[i] = i
 	}
-	var res enqueueResult
 	backoff := 50 * time.Millisecond
 	for len(ops) > 0 {
 		results, err := h.cfg.Producer.EnqueueAll(ctx, ops)
@@ -172,15 +188,16 @@ func (h *Handler) enqueue(ctx context.Context, ws Workspace, ops []producer.Op) 
 			bad := make(map[int]bool, len(ie.Invalid))
 			for _, inv := range ie.Invalid {
 				bad[inv.Index] = true
-				res.invalid = append(res.invalid, track.NewItemError(index[inv.Index], inv.Err))
-				h.countOp(ws.Name, ops[inv.Index].Action, metrics.IngestRejected)
+				refused = append(refused, producer.InvalidOp{Index: index[inv.Index], Err: inv.Err})
 			}
 			var keep []producer.Op
 			var keepIndex []int
 			for i := range ops {
-				if !bad[i] {
-					keep, keepIndex = append(keep, ops[i]), append(keepIndex, index[i])
+				if bad[i] || allOrNothing {
+					h.countOp(ws.Name, ops[i], metrics.IngestRejected)
+					continue
 				}
+				keep, keepIndex = append(keep, ops[i]), append(keepIndex, index[i])
 			}
 			ops, index = keep, keepIndex
 			continue
@@ -196,21 +213,20 @@ func (h *Handler) enqueue(ctx context.Context, ws Workspace, ops []producer.Op) 
 			}
 			h.logEnqueueFailure(ctx, ws.Name, len(ops), err)
 			for i := range ops {
-				h.countOp(ws.Name, ops[i].Action, metrics.IngestFailed)
+				h.countOp(ws.Name, ops[i], metrics.IngestFailed)
 			}
-			res.failed = true
-			return res
+			return refused, true
 		}
 		for i, r := range results {
 			if r.Duplicate {
-				h.countOp(ws.Name, ops[i].Action, metrics.IngestDuplicate)
+				h.countOp(ws.Name, ops[i], metrics.IngestDuplicate)
 			} else {
-				h.countOp(ws.Name, ops[i].Action, metrics.IngestQueued)
+				h.countOp(ws.Name, ops[i], metrics.IngestQueued)
 			}
 		}
 		break
 	}
-	return res
+	return refused, false
 }
 
 // unavailable is the answer when the queue did not take every op: 503, a
@@ -230,14 +246,24 @@ func itemMessage(it track.ItemError) string {
 	return it.Message
 }
 
+// count counts a Track op that was refused before it became a producer
+// op (op may be nil).
 func (h *Handler) count(ws string, op *track.Op, outcome string) {
 	action := track.Action("unknown")
 	if op != nil && op.Action.Valid() {
 		action = op.Action
 	}
-	h.countOp(ws, action, outcome)
+	h.metrics.Ops.WithLabelValues(ws, task.APITrack.String(), string(action), outcome).Inc()
 }
 
-func (h *Handler) countOp(ws string, action track.Action, outcome string) {
-	h.metrics.Ops.WithLabelValues(ws, string(action), outcome).Inc()
+// countOp counts op under its API and the Track action it means.
+func (h *Handler) countOp(ws string, op producer.Op, outcome string) {
+	api, action := task.APITrack, op.Action
+	if op.Call != nil {
+		api, action = task.APIPipelines, op.Call.Action()
+	}
+	if !action.Valid() {
+		action = "unknown"
+	}
+	h.metrics.Ops.WithLabelValues(ws, api.String(), string(action), outcome).Inc()
 }

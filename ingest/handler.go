@@ -30,10 +30,11 @@ const (
 
 // Handler is the ingest http.Handler. It is safe for concurrent use.
 type Handler struct {
-	cfg     Config
-	bySite  map[string]*client
-	metrics *metrics.Ingest
-	health  http.Handler
+	cfg      Config
+	bySite   map[string]*client
+	byCDPKey map[[32]byte]*client // by the SHA-256 of the Pipelines API key (pipelines.go)
+	metrics  *metrics.Ingest
+	health   http.Handler
 }
 
 // client is one workspace's credentials and its in-flight count.
@@ -49,9 +50,14 @@ func New(cfg Config) (*Handler, error) {
 	}
 	cfg = cfg.withDefaults()
 	h := &Handler{cfg: cfg, bySite: make(map[string]*client, len(cfg.Workspaces)),
-		metrics: metrics.NewIngest(cfg.Registerer)}
+		byCDPKey: map[[32]byte]*client{}, metrics: metrics.NewIngest(cfg.Registerer)}
 	for _, w := range cfg.Workspaces {
 		h.bySite[w.SiteID] = &client{ws: w}
+		if w.PipelinesKey != "" {
+			// A client of its own: the Pipelines requests of a workspace
+			// have their own in-flight cap.
+			h.byCDPKey[cdpKeyOf(w.PipelinesKey)] = &client{ws: w}
+		}
 	}
 	h.health = h.healthMux()
 	return h, nil
@@ -68,7 +74,8 @@ func errorAnswer(status int, msg string) answer {
 	return answer{status: status, body: track.NewErrorBody(msg)}
 }
 
-// ServeHTTP answers the Track API paths, /healthz, /readyz and /metrics.
+// ServeHTTP answers the Track API paths, the Pipelines API paths
+// (pipelines.go), /healthz, /readyz and /metrics.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
 	case "/healthz", "/readyz", "/metrics":
@@ -76,7 +83,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	start := time.Now()
-	pattern, a := h.serve(w, r)
+	var pattern string
+	var a answer
+	if isPipelinesPath(r.URL.Path) {
+		pattern, a = h.servePipelines(w, r)
+	} else {
+		pattern, a = h.serve(w, r)
+	}
 	for k, vs := range a.header {
 		w.Header()[k] = vs
 	}

@@ -390,7 +390,7 @@ func TestHealthReadyMetrics(t *testing.T) {
 	for _, want := range []string{
 		`cioq_ingest_requests_total{path="/api/v1/customers/{id}/suppress",status="200"} 1`,
 		`cioq_ingest_requests_total{path="/api/v1/customers/{id}",status="401"} 1`,
-		`cioq_ingest_ops_total{action="suppress",outcome="queued",workspace="ws1"} 1`,
+		`cioq_ingest_ops_total{action="suppress",api="track",outcome="queued",workspace="ws1"} 1`,
 		`cioq_ingest_request_duration_seconds_count{path="/api/v1/customers/{id}/suppress"} 1`,
 	} {
 		require.Contains(t, string(body), want)

@@ -105,8 +105,9 @@ type bulkSink interface {
 	putBulk(ctx context.Context, b *task.Bulk) (stored, error)
 }
 
-// BulkWriter packs ops into bulk tasks: many ops of one workspace in one
-// asynq task that the worker delivers in one v2 batch request. It is the
+// BulkWriter packs ops into bulk tasks: many ops of one workspace and one
+// API in one asynq task that the worker delivers in one batch request (a
+// Track v2 batch, or a Pipelines /v1/batch for calls). It is the
 // stream form of EnqueueBulk, for inputs too large to hold: memory stays
 // bounded by the tasks being packed (one per workspace) and in flight
 // (Pipeline). A BulkWriter is not safe for concurrent use; call Close at
@@ -133,7 +134,7 @@ type BulkWriter struct {
 	next map[string]int64
 	left map[string]int
 
-	packs map[string]*pack
+	packs map[packKey]*pack
 
 	jobs chan *task.Bulk
 	wg   sync.WaitGroup
@@ -144,7 +145,14 @@ type BulkWriter struct {
 	closed bool
 }
 
-// pack is the bulk task being filled for one workspace.
+// packKey names a pack: a bulk task holds ops of one workspace and one API
+// (one request).
+type packKey struct {
+	ws  string
+	api task.API
+}
+
+// pack is the bulk task being filled for one workspace and API.
 type pack struct {
 	ops   []*task.Payload
 	bytes int
@@ -165,7 +173,7 @@ func (p *Producer) NewBulkWriter(opts BulkOptions) (*BulkWriter, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: the producer's sink cannot store bulk tasks", ErrInvalidConfig)
 	}
-	w := &BulkWriter{p: p, opts: opts, bs: bs, packs: map[string]*pack{}, jobs: make(chan *task.Bulk),
+	w := &BulkWriter{p: p, opts: opts, bs: bs, packs: map[packKey]*pack{}, jobs: make(chan *task.Bulk),
 		next: map[string]int64{}, left: map[string]int{}}
 	for range opts.Pipeline {
 		w.wg.Add(1)
@@ -209,10 +217,11 @@ func (w *BulkWriter) Add(ctx context.Context, op Op) error {
 	if task.Critical(payload.Action) {
 		return w.putCritical(ctx, payload)
 	}
-	pk := w.packs[payload.Workspace]
+	key := packKey{payload.Workspace, payload.API}
+	pk := w.packs[key]
 	if pk == nil {
 		pk = &pack{bytes: task.BatchOverhead, ids: map[string]struct{}{}}
-		w.packs[payload.Workspace] = pk
+		w.packs[key] = pk
 	}
 	if _, dup := pk.ids[payload.OpID]; dup {
 		w.mu.Lock()
@@ -221,7 +230,7 @@ func (w *BulkWriter) Add(ctx context.Context, op Op) error {
 		return nil
 	}
 	if len(pk.ops) > 0 && pk.bytes+1+len(payload.Op) > w.opts.MaxBytes {
-		if err := w.flush(ctx, payload.Workspace, pk); err != nil {
+		if err := w.flush(ctx, key, pk); err != nil {
 			return err
 		}
 	}
@@ -232,7 +241,7 @@ func (w *BulkWriter) Add(ctx context.Context, op Op) error {
 	pk.bytes += len(payload.Op)
 	pk.ids[payload.OpID] = struct{}{}
 	if len(pk.ops) >= w.opts.MaxOps {
-		return w.flush(ctx, payload.Workspace, pk)
+		return w.flush(ctx, key, pk)
 	}
 	return nil
 }
@@ -293,12 +302,12 @@ func (w *BulkWriter) count(st stored, n int) {
 	}
 }
 
-// flush hands the pack of ws to the pipeline and starts a new one.
-func (w *BulkWriter) flush(ctx context.Context, ws string, pk *pack) error {
+// flush hands the pack of key to the pipeline and starts a new one.
+func (w *BulkWriter) flush(ctx context.Context, key packKey, pk *pack) error {
 	if len(pk.ops) == 0 {
 		return nil
 	}
-	b := &task.Bulk{Workspace: ws, Ops: pk.ops}
+	b := &task.Bulk{Workspace: key.ws, API: key.api, Ops: pk.ops}
 	pk.ops, pk.bytes, pk.ids = nil, task.BatchOverhead, map[string]struct{}{}
 	select {
 	case w.jobs <- b:
@@ -374,11 +383,11 @@ func (w *BulkWriter) Close(ctx context.Context) (BulkResult, error) {
 	w.closed = true
 	w.mu.Unlock()
 	if !closed {
-		for ws, pk := range w.packs {
+		for key, pk := range w.packs {
 			if w.failed() != nil {
 				break
 			}
-			_ = w.flush(ctx, ws, pk)
+			_ = w.flush(ctx, key, pk)
 		}
 		close(w.jobs)
 		w.wg.Wait()

@@ -75,6 +75,12 @@ type Config struct {
 	// any other workspace is refused with a validation error instead of
 	// waiting in a queue no worker reads. Nil accepts any valid name.
 	Workspaces []string
+	// PipelinesWorkspaces lists the workspaces with a Pipelines API key:
+	// a Pipelines call (Op.Call) for any other is refused with a
+	// *NoPipelinesError (ErrNoPipelines) instead of waiting for a worker
+	// that cannot send it. Nil accepts calls for every workspace; a non-nil
+	// empty slice refuses them all.
+	PipelinesWorkspaces []string
 	// KeyPrefix starts every cioq key the producer writes (stamps, order registrations, tombstones). Empty
 	// means DefaultKeyPrefix ("cioq:"). It must match the workers'.
 	KeyPrefix string
@@ -148,6 +154,11 @@ func (c Config) validate() error {
 	for _, ws := range c.Workspaces {
 		if err := checkWorkspace(ws); err != nil {
 			errs = append(errs, fmt.Errorf("workspaces: %q: %s", ws, err.Reason))
+		}
+	}
+	for _, ws := range c.PipelinesWorkspaces {
+		if len(c.Workspaces) > 0 && !slices.Contains(c.Workspaces, ws) {
+			errs = append(errs, fmt.Errorf("pipelines workspaces: %q is not in workspaces", ws))
 		}
 	}
 	if len(c.Workspaces) > 0 && !slices.Contains(c.Workspaces, c.Workspace) {

@@ -41,6 +41,25 @@
 //   - `timestamp`: Op.Timestamp, else now. Separately the payload records
 //     enqueued_at, cioq's clock, which tombstones compare.
 //
+// # Pipelines API calls
+//
+// An Op with a Call enqueues a call of Customer.io's Pipelines API instead
+// (call.go); workers deliver it to the workspace's Pipelines API in
+// /v1/batch requests of their own, with every guarantee a Track op gets:
+//
+//	res, err := p.Enqueue(ctx, producer.Op{Call: &cdp.Call{
+//		Type: cdp.TypeTrack, UserID: "u1", Event: "Purchase",
+//		MessageID: "order-42-paid", // the dedupe key; also the op id
+//	}})
+//
+// The call is stored as the Track op it means (cdp.Call.Action and
+// Person): "User Deleted" is a delete on the critical lane with its
+// tombstone, and a person's Track ops and calls keep one order. A call
+// without a messageId gets one derived from the op id; `timestamp` is
+// stamped as for Track ops. Config.PipelinesWorkspaces names the
+// workspaces with a Pipelines API key; a call for another is refused with
+// ErrNoPipelines.
+//
 // Suppress, unsuppress and delete go on the critical lane. Delete and
 // suppress also write a tombstone for the person at enqueue, so a worker
 // drops that person's identify and track ops enqueued earlier.

@@ -20,6 +20,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/cioq/cioq/cdp"
 	"github.com/cioq/cioq/idempotency"
 	"github.com/cioq/cioq/internal/metrics"
 	"github.com/cioq/cioq/internal/task"
@@ -28,19 +29,37 @@ import (
 	"github.com/cioq/cioq/track"
 )
 
-// Op is one operation to enqueue: a v2 op plus the per-call knobs.
+// Op is one operation to enqueue: a Track API v2 op, or a Pipelines API
+// call (Call), plus the per-call knobs.
 type Op struct {
 	// Op is the v2 op: action, identifiers, name, attributes, device,
 	// primary/secondary. Leave ID empty to let the producer stamp the event
-	// id; a caller-set ID must be a ULID.
+	// id; a caller-set ID must be a ULID. Zero when Call is set.
 	track.Op
+	// Call, when set, makes the op a Pipelines API call (call.go): it is
+	// delivered to the workspace's Pipelines API, and Op must be zero. The
+	// producer validates it (cdp.EncodeCall) and never modifies it. Its
+	// MessageID, Customer.io's dedupe key, is the op id when Key is empty;
+	// empty means the producer stamps one, stable across retries with the
+	// same Key. The workspace must have a Pipelines API key
+	// (Config.PipelinesWorkspaces), else ErrNoPipelines.
+	Call *cdp.Call
+	// CallJSON is Call's encoding as cdp.EncodeCall, cdp.DecodeCall or
+	// cdp.ValidateRawBatch returned it, when the caller has it (ingest
+	// does): the producer stores it instead of encoding Call again, unless
+	// it stamps the call (no messageId or timestamp, or Timestamp set). It
+	// must be the encoding of Call. Nil means the producer encodes Call.
+	CallJSON []byte
 	// Key is the idempotency key: the op id. Enqueueing the same key in the
-	// same workspace again is a reported no-op (Result.Duplicate). For event,
-	// page and screen ops it also fixes the event id Customer.io sees. Empty
-	// means a new ULID. At most MaxKeyBytes bytes of UTF-8.
+	// same workspace again is a reported no-op (Result.Duplicate); keys name
+	// ops of both APIs alike. For event, page and screen ops it also fixes
+	// the event id Customer.io sees, for a call without a messageId its
+	// messageId. Empty means a new ULID (for a call: its messageId). At most
+	// MaxKeyBytes bytes of UTF-8.
 	Key string
-	// Timestamp is sent to Customer.io as `timestamp` (unix seconds) on every
-	// delivery and retry. Zero means op.Op.Timestamp when set, else now.
+	// Timestamp is sent to Customer.io as `timestamp` (unix seconds; for a
+	// call ISO 8601 with milliseconds) on every delivery and retry. Zero
+	// means the op's or call's own timestamp when set, else now.
 	Timestamp time.Time
 	// Workspace names the workspace. Empty means Config.Workspace.
 	Workspace string
@@ -50,9 +69,12 @@ type Op struct {
 type Result struct {
 	// OpID is the op id: the caller's Key or a new ULID.
 	OpID string
-	// EventID is the event `id` Customer.io sees; "" unless the op is an
-	// event, page or screen.
+	// EventID is the event `id` Customer.io sees; "" unless the op is a
+	// Track event, page or screen.
 	EventID string
+	// MessageID is the `messageId` of a Pipelines call, as sent; "" for a
+	// Track op.
+	MessageID string
 	// Queue is the asynq queue (lane) of the task.
 	Queue string
 	// TaskID is the asynq task id (workspace:op id).
@@ -182,10 +204,10 @@ func newProducer(cfg Config, s sink) *Producer {
 // ErrSpoolFull (and ErrUnavailable).
 func (p *Producer) Enqueue(ctx context.Context, op Op) (Result, error) {
 	if err := ctx.Err(); err != nil {
-		return Result{}, fmt.Errorf("producer: enqueue %s: %w", op.Action, context.Cause(ctx))
+		return Result{}, fmt.Errorf("producer: enqueue %s: %w", op.action(), context.Cause(ctx))
 	}
 	if p.isClosed() {
-		return Result{}, fmt.Errorf("producer: enqueue %s: %w", op.Action, ErrClosed)
+		return Result{}, fmt.Errorf("producer: enqueue %s: %w", op.action(), ErrClosed)
 	}
 	start := time.Now()
 	payload, res, err := p.prepare(op)
@@ -194,7 +216,7 @@ func (p *Producer) Enqueue(ctx context.Context, op Op) (Result, error) {
 		return Result{}, err
 	}
 	if !p.begin() {
-		return Result{}, fmt.Errorf("producer: enqueue %s: %w", op.Action, ErrClosed)
+		return Result{}, fmt.Errorf("producer: enqueue %s: %w", op.action(), ErrClosed)
 	}
 	st, err := p.putTraced(ctx, &entry{payload: payload})
 	p.m.EnqueueDuration.Observe(time.Since(start).Seconds())
@@ -352,7 +374,7 @@ func (p *Producer) SpoolStats() SpoolStats {
 // prepare validates and stamps op and builds its payload.
 func (p *Producer) prepare(op Op) (*task.Payload, Result, error) {
 	fail := func(err error) (*task.Payload, Result, error) {
-		return nil, Result{}, fmt.Errorf("producer: enqueue %s: %w", op.Action, err)
+		return nil, Result{}, fmt.Errorf("producer: enqueue %s: %w", op.action(), err)
 	}
 	ws := op.Workspace
 	if ws == "" && p.cfg.Route != nil {
@@ -365,14 +387,17 @@ func (p *Producer) prepare(op Op) (*task.Payload, Result, error) {
 	if len(p.cfg.Workspaces) > 0 && !slices.Contains(p.cfg.Workspaces, ws) {
 		return fail(&track.ValidationError{Field: "workspace", Reason: "not one of the configured workspaces"})
 	}
+	if op.Call != nil {
+		return p.prepareCall(op, ws, fail) // call.go
+	}
 	now := p.cfg.Now()
 	opID := op.Key
 	if opID == "" {
-		id, err := ulid.New(ulid.Timestamp(now), p.entropy)
+		id, err := p.newULID(now)
 		if err != nil {
-			return fail(fmt.Errorf("new op id: %w", err))
+			return fail(err)
 		}
-		opID = id.String()
+		opID = id
 	} else if verr := checkKey(opID); verr != nil {
 		return fail(verr)
 	}
@@ -416,6 +441,15 @@ func (p *Producer) prepare(op Op) (*task.Payload, Result, error) {
 		res.EventID = o.ID
 	}
 	return payload, res, nil
+}
+
+// newULID returns a new ULID for time now.
+func (p *Producer) newULID(now time.Time) (string, error) {
+	id, err := ulid.New(ulid.Timestamp(now), p.entropy)
+	if err != nil {
+		return "", fmt.Errorf("new op id: %w", err)
+	}
+	return id.String(), nil
 }
 
 // eventID returns the event id for an op: the op id itself when it is a

@@ -55,8 +55,8 @@ func (w *Worker) bulkServer(base asynq.Config) *asynq.Server {
 	return asynq.NewServer(w.redis(), c)
 }
 
-// processBulk delivers the ops of one bulk task through the same layers as
-// a batch of single ops: one Claim round trip (done-markers, tombstones,
+// processBulk delivers the ops of one bulk task (one workspace, one API)
+// through the same layers as a batch of single ops: one Claim round trip (done-markers, tombstones,
 // claims), the breaker, one limiter token for the one HTTP request, done-
 // markers after a 2xx, dead letters per op. Then, per op:
 //   - delivered, skipped (already done), dropped (tombstone) or
@@ -80,6 +80,11 @@ func (w *Worker) processBulk(ctx context.Context, t *asynq.Task) error {
 		w.log.ErrorContext(ctx, "bulk task for a workspace this worker does not serve", "workspace", b.Workspace,
 			"ops", len(b.Ops))
 		return &DelayError{Reason: ReasonUnknown, After: time.Minute}
+	}
+	if b.API == task.APIPipelines {
+		if ws = w.pl[b.Workspace]; ws == nil {
+			return w.noPipelines(ctx, b.Workspace, len(b.Ops))
+		}
 	}
 	items := make([]*item, len(b.Ops))
 	for i, p := range b.Ops {

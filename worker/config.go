@@ -13,19 +13,25 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/cioq/cioq/cdp"
 	"github.com/cioq/cioq/history"
 	"github.com/cioq/cioq/ratelimit"
 	"github.com/cioq/cioq/track"
 )
 
-// Sender delivers pre-encoded v2 ops in one batch request; *track.Client is one.
-// It returns nil when every op was accepted, a *track.BatchError when some
-// were rejected (the others were accepted), or another track error.
+// Sender delivers pre-encoded ops in one batch request: *track.Client (v2
+// ops, Track API) and *cdp.Client (calls, Pipelines API /v1/batch) are
+// Senders. It returns nil when every op was accepted, a *track.BatchError
+// when some were rejected (the others were accepted; the Track API only),
+// or another track or cdp error (cdp's error classes are track's).
 type Sender interface {
 	BatchEncoded(ctx context.Context, ops [][]byte) error
 }
 
-var _ Sender = (*track.Client)(nil)
+var (
+	_ Sender = (*track.Client)(nil)
+	_ Sender = (*cdp.Client)(nil)
+)
 
 // Batching defaults, tuned by the benchmark (docs/BENCHMARKS.md).
 const (
@@ -89,6 +95,20 @@ type Workspace struct {
 	Sender Sender
 	// Limit is its request budget shared by every replica.
 	Limit ratelimit.Limit
+	// Pipelines delivers its Pipelines API calls (a *cdp.Client for the
+	// workspace's Pipelines API key), in requests of their own: batchers,
+	// breaker and 401 pause of their own, the same claims, done-markers,
+	// order, tombstones and dead letters. Nil means the worker sends no
+	// calls for the workspace: a call waits in its queue
+	// (ReasonNoPipelines, no failure counted) until a worker that has a
+	// Pipelines sender for it takes it.
+	Pipelines Sender
+	// PipelinesLimit gives Pipelines requests a budget of their own. The
+	// zero value (Rate 0), the default, makes them share Limit with Track
+	// requests: Customer.io documents one soft limit of 3,000 requests per
+	// 3 seconds for its Track and Pipelines APIs together
+	// (docs/pipelines.md, "Rate limit").
+	PipelinesLimit ratelimit.Limit
 	// Batch bounds its requests; zero fields take the defaults. A zero
 	// Batch.MaxPending means: with one workspace DefaultMaxPending, with
 	// several a fair share of the handler slots (slots ÷ workspaces), so a
@@ -242,6 +262,9 @@ func (c Config) validate() error {
 		}
 		if w.Limit.Rate <= 0 {
 			errs = append(errs, fmt.Errorf("worker: workspace %q: rate %v must be > 0", w.Name, w.Limit.Rate))
+		}
+		if w.PipelinesLimit.Rate < 0 {
+			errs = append(errs, fmt.Errorf("worker: workspace %q: pipelines rate %v must be >= 0 (0: share the rate)", w.Name, w.PipelinesLimit.Rate))
 		}
 		if err := w.Batch.validate(); err != nil {
 			errs = append(errs, fmt.Errorf("worker: workspace %q: %w", w.Name, err))

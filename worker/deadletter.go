@@ -24,7 +24,11 @@ var ErrNotFound = errors.New("worker: dead letter not found")
 
 // DeadLetter is one op Customer.io rejected for good, with why.
 type DeadLetter struct {
-	Workspace  string    `json:"workspace"`
+	Workspace string `json:"workspace"`
+	// API is the API the op was for: "track" or "pipelines" (Op is then a
+	// Pipelines call). Empty, in records written before the Pipelines API,
+	// means "track".
+	API        string    `json:"api,omitempty"`
 	OpID       string    `json:"op_id"`
 	Action     string    `json:"action"`
 	Person     string    `json:"person,omitempty"`
@@ -41,6 +45,8 @@ type DeadLetter struct {
 
 // DeadLetterFilter selects dead letters; zero fields match everything.
 type DeadLetterFilter struct {
+	// API is "track" or "pipelines".
+	API    string
 	Action string
 	Status int
 	// OlderThan / NewerThan compare DeadAt with now.
@@ -50,6 +56,9 @@ type DeadLetterFilter struct {
 }
 
 func (f DeadLetterFilter) match(d *DeadLetter, now time.Time) bool {
+	if f.API != "" && f.API != cmp.Or(d.API, task.APITrack.String()) {
+		return false
+	}
 	if f.Action != "" && f.Action != d.Action {
 		return false
 	}
@@ -282,12 +291,16 @@ func (e *TooOldError) Is(target error) bool { return target == ErrReplayTooOld }
 // older than the tombstone TTL is refused with a *TooOldError unless
 // opts.Force.
 func (d *DeadLetters) Replay(ctx context.Context, dl *DeadLetter, opts ReplayOptions) (duplicate bool, err error) {
+	api, err := task.ParseAPI(dl.API)
+	if err != nil {
+		return false, fmt.Errorf("dead letters: replay %s: %w", dl.OpID, err)
+	}
 	action := track.Action(dl.Action)
 	if age := d.now().Sub(dl.EnqueuedAt); !opts.Force && dl.Person != "" && task.Droppable(action) && age > d.tombs {
 		return false, &TooOldError{OpID: dl.OpID, Age: age, TTL: d.tombs}
 	}
 	p := &task.Payload{
-		Workspace: dl.Workspace, OpID: dl.OpID, Action: action, Person: dl.Person,
+		Workspace: dl.Workspace, API: api, OpID: dl.OpID, Action: action, Person: dl.Person,
 		EnqueuedAt: dl.EnqueuedAt, Timestamp: dl.Timestamp, Op: dl.Op,
 	}
 	u := &taskq.Unit{Tasks: []taskq.Task{taskq.Single(p, cmp.Or(opts.MaxRetry, 25), nil)}}

@@ -1,4 +1,5 @@
-// Package worker delivers queued operations to the Customer.io Track API.
+// Package worker delivers queued operations to the Customer.io Track API
+// and, for workspaces with a Pipelines API key, to its Pipelines API.
 //
 // One asynq server serves the critical lane (suppress, unsuppress, delete)
 // and Config.Servers serve the default lane. A handler decodes its task and
@@ -20,4 +21,13 @@
 //
 // Dead letters live in cioq's own store (DeadLetters), per workspace in
 // Redis, bounded, replayable unchanged.
+//
+// A workspace with a Pipelines sender (Workspace.Pipelines, a cdp.Client)
+// also delivers the Pipelines API calls queued for it: they share its lanes,
+// claims, done-markers, per-person order, tombstones, dead letters and
+// history with its Track ops, but go out in requests of their own (POST
+// /v1/batch, strict mode), from batchers of their own, through a circuit
+// breaker and a 401 pause of their own, and, unless
+// Workspace.PipelinesLimit is set, the same rate budget as its Track
+// requests (docs/architecture.md, "Both APIs").
 package worker

@@ -2,7 +2,6 @@ package worker
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"time"
@@ -12,7 +11,6 @@ import (
 	"github.com/cioq/cioq/history"
 	"github.com/cioq/cioq/internal/metrics"
 	"github.com/cioq/cioq/internal/task"
-	"github.com/cioq/cioq/track"
 )
 
 // Retries that run out. asynq v0.26 archives a task that returns any error
@@ -57,9 +55,8 @@ func (ws *workspace) exhaust(ctx context.Context, items []*item, errs []error) e
 	reasons := make([]*PermanentError, len(items))
 	for i, it := range items {
 		pe := &PermanentError{Reason: fmt.Sprintf("retries exhausted after %d attempts: %v", it.attempt+1, errs[i])}
-		var ae *track.APIError
-		if errors.As(errs[i], &ae) {
-			pe.Status, pe.Body = ae.StatusCode, string(ae.Body)
+		if status, body, ok := answerOf(errs[i]); ok {
+			pe.Status, pe.Body = status, string(body)
 		}
 		reasons[i] = pe
 	}
@@ -77,7 +74,7 @@ func (ws *workspace) exhaust(ctx context.Context, items []*item, errs []error) e
 	for i, it := range items {
 		it.outcome = metrics.OutcomeDeadLetter
 		w.m.DeadLetters.WithLabelValues(ws.name, "exhausted").Inc()
-		w.log.WarnContext(ctx, "op dead-lettered: retries exhausted", "workspace", ws.name, "op_id", it.p.OpID,
+		w.log.WarnContext(ctx, "op dead-lettered: retries exhausted", "workspace", ws.name, "api", ws.api.String(), "op_id", it.p.OpID,
 			"action", string(it.p.Action), "attempts", entries[i].Attempts, "status", entries[i].Status)
 		if w.obs.hist != nil {
 			r := seedRecord(it)

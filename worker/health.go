@@ -23,6 +23,10 @@ type CircuitStatus struct {
 	Unauthorized bool `json:"unauthorized,omitempty"`
 	// CoolDownSeconds is the remaining shared 429 cool-down.
 	CoolDownSeconds float64 `json:"cooldown_seconds,omitempty"`
+	// Pipelines is the same for the workspace's Pipelines API requests
+	// (their own circuit and credentials); absent when the worker has no
+	// Pipelines sender for the workspace.
+	Pipelines *CircuitStatus `json:"pipelines,omitempty"`
 }
 
 // Health is the /health/customerio body: the seed's `customerio` object (the
@@ -32,9 +36,10 @@ type Health struct {
 	Workspaces map[string]CircuitStatus `json:"workspaces"`
 }
 
-// Health reports the breaker and credential state of every workspace, and
-// whether Customer.io can be sent to (false when any circuit is open or any
-// workspace is paused for bad credentials).
+// Health reports the breaker and credential state of every workspace (and
+// of its Pipelines requests), and whether Customer.io can be sent to (false
+// when any circuit is open or any workspace is paused for bad credentials).
+// The top-level `customerio` is the worst of them.
 func (w *Worker) Health(ctx context.Context) (Health, bool) {
 	h := Health{Workspaces: map[string]CircuitStatus{}}
 	names := make([]string, 0, len(w.ws))
@@ -44,27 +49,44 @@ func (w *Worker) Health(ctx context.Context) (Health, bool) {
 	sort.Strings(names)
 	healthy := true
 	rank := map[string]int{"CLOSED": 0, "HALF_OPEN": 1, "OPEN": 2}
-	for i, n := range names {
-		st := w.breakers.Status(n)
-		cs := CircuitStatus{CircuitState: st.State, FailureCount: st.FailureCount, LastFailure: st.LastFailure,
-			Unauthorized: w.ws[n].unauthorized()}
-		if !st.OpenUntil.IsZero() && st.State != "CLOSED" {
-			u := st.OpenUntil
-			cs.OpenUntil = &u
-		}
-		if d, err := w.limiter.CoolDown(ctx, n); err == nil && d > 0 {
-			cs.CoolDownSeconds = d.Seconds()
-		}
-		if st.State == "OPEN" || cs.Unauthorized {
+	first := true
+	worst := func(cs CircuitStatus) {
+		if cs.CircuitState == "OPEN" || cs.Unauthorized {
 			healthy = false
 		}
-		h.Workspaces[n] = cs
-		if i == 0 || rank[cs.CircuitState] > rank[h.Customerio.CircuitState] ||
+		if first || rank[cs.CircuitState] > rank[h.Customerio.CircuitState] ||
 			(cs.Unauthorized && !h.Customerio.Unauthorized) {
 			h.Customerio = cs
 		}
+		first = false
+	}
+	for _, n := range names {
+		cs := w.ws[n].circuitStatus(ctx)
+		worst(cs)
+		if pl := w.pl[n]; pl != nil {
+			ps := pl.circuitStatus(ctx)
+			worst(ps)
+			cs.Pipelines = &ps
+		}
+		h.Workspaces[n] = cs
 	}
 	return h, healthy
+}
+
+// circuitStatus is the breaker, credential and cool-down state of ws's
+// requests.
+func (ws *workspace) circuitStatus(ctx context.Context) CircuitStatus {
+	st := ws.w.breakers.Status(ws.breakerKey)
+	cs := CircuitStatus{CircuitState: st.State, FailureCount: st.FailureCount, LastFailure: st.LastFailure,
+		Unauthorized: ws.unauthorized()}
+	if !st.OpenUntil.IsZero() && st.State != "CLOSED" {
+		u := st.OpenUntil
+		cs.OpenUntil = &u
+	}
+	if d, err := ws.w.limiter.CoolDown(ctx, ws.limitKey); err == nil && d > 0 {
+		cs.CoolDownSeconds = d.Seconds()
+	}
+	return cs
 }
 
 // HTTPHandler serves /healthz (alive), /readyz (Redis reachable),

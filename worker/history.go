@@ -258,18 +258,18 @@ func (ws *workspace) endAttempt(a *attempt, err error) {
 	}
 	var (
 		be     *track.BatchError
-		ae     *track.APIError
 		status int
 		failed map[int]track.ItemError
 		reason string
 	)
+	answered, _, isAnswer := answerOf(err)
 	switch {
 	case err == nil:
 		status = http.StatusOK
 	case errors.As(err, &be):
 		status, failed = be.StatusCode, be.Failed()
-	case errors.As(err, &ae):
-		status, reason = ae.StatusCode, err.Error()
+	case isAnswer:
+		status, reason = answered, err.Error()
 	default:
 		reason = err.Error()
 	}
@@ -302,8 +302,8 @@ func (ws *workspace) observe(next sendFunc) sendFunc {
 				}
 			}
 			ctx, span = w.obs.tracer.Start(ctx, SpanBatch, trace.WithSpanKind(trace.SpanKindClient), trace.WithLinks(links...),
-				trace.WithAttributes(attribute.String("cioq.workspace", ws.name), attribute.String("cioq.batch", a.batch),
-					attribute.Int("cioq.ops", len(r.ops))))
+				trace.WithAttributes(attribute.String("cioq.workspace", ws.name), attribute.String("cioq.api", ws.api.String()),
+					attribute.String("cioq.batch", a.batch), attribute.Int("cioq.ops", len(r.ops))))
 		}
 		start := time.Now()
 		err := next(ctx, r)

@@ -16,9 +16,10 @@ import (
 // outermost first (docs/architecture.md draws them):
 //
 //	guard    an open circuit (this pod's, or any replica's) answers at once:
-//	         no token spent
+//	         no token spent (one circuit per workspace and API)
 //	limit    one token of the workspace's shared budget (critical lane:
-//	         its reserved share first; bulk: after live requests)
+//	         its reserved share first; bulk: after live requests); Track
+//	         and Pipelines requests share it unless PipelinesLimit is set
 //	execute  one call through the breaker; request metrics; a 2xx feeds the
 //	         limiter and lifts a 401 pause
 //	observe  the request's history attempt and trace span
@@ -81,9 +82,9 @@ var (
 // open, before any token is spent.
 func (ws *workspace) guard(next sendFunc) sendFunc {
 	return func(ctx context.Context, r *request) error {
-		if st := ws.w.breakers.Status(ws.name); st.State == breaker.StateOpen {
+		if st := ws.w.breakers.Status(ws.breakerKey); st.State == breaker.StateOpen {
 			if left := time.Until(st.OpenUntil); left > 0 {
-				return &breaker.OpenError{Workspace: ws.name, Until: st.OpenUntil, RetryAfter: left}
+				return &breaker.OpenError{Workspace: ws.breakerKey, Until: st.OpenUntil, RetryAfter: left}
 			}
 		}
 		return next(ctx, r)
@@ -105,7 +106,7 @@ func (ws *workspace) limit(next sendFunc) sendFunc {
 		case laneLive:
 			ws.liveWaiting.Add(1)
 		}
-		err := w.limiter.Wait(ctx, ws.name, ws.budget, r.lane == laneCritical, w.cfg.MaxLimiterWait)
+		err := w.limiter.Wait(ctx, ws.limitKey, ws.budget, r.lane == laneCritical, w.cfg.MaxLimiterWait)
 		if r.lane == laneLive {
 			ws.liveWaiting.Add(-1)
 		}
@@ -125,7 +126,7 @@ func (ws *workspace) execute(next sendFunc) sendFunc {
 		w := ws.w
 		w.m.BatchSize.WithLabelValues(ws.name, r.lane.String()).Observe(float64(len(r.ops)))
 		var status string
-		err := w.breakers.Execute(ctx, ws.name, func() error {
+		err := w.breakers.Execute(ctx, ws.breakerKey, func() error {
 			start := time.Now()
 			err := next(ctx, r)
 			w.m.RequestDuration.WithLabelValues(ws.name).Observe(time.Since(start).Seconds())
@@ -133,14 +134,14 @@ func (ws *workspace) execute(next sendFunc) sendFunc {
 			return err
 		})
 		if status != "" {
-			w.m.Requests.WithLabelValues(ws.name, status).Inc()
+			w.m.Requests.WithLabelValues(ws.name, ws.api.String(), status).Inc()
 		}
 		if err == nil {
-			_ = w.limiter.Succeeded(ctx, ws.name)
+			_ = w.limiter.Succeeded(ctx, ws.limitKey)
 		}
 		if status != "" && status != "error" && !errors.Is(err, track.ErrUnauthorized) && ws.pausedUntil.Swap(0) != 0 {
-			w.log.InfoContext(ctx, "workspace resumed: credentials accepted", "workspace", ws.name)
-			w.m.Unauthorized.WithLabelValues(ws.name).Set(0)
+			w.log.InfoContext(ctx, "workspace resumed: credentials accepted", "workspace", ws.name, "api", ws.api.String())
+			w.m.Unauthorized.WithLabelValues(ws.name, ws.api.String()).Set(0)
 		}
 		return err
 	}
@@ -156,18 +157,17 @@ func (ws *workspace) transport() sendFunc {
 }
 
 func statusLabel(err error) string {
-	var ae *track.APIError
 	var be *track.BatchError
-	switch {
-	case err == nil:
+	if err == nil {
 		return "200"
-	case errors.As(err, &be):
-		return strconv.Itoa(be.StatusCode)
-	case errors.As(err, &ae):
-		return strconv.Itoa(ae.StatusCode)
-	default:
-		return "error"
 	}
+	if errors.As(err, &be) {
+		return strconv.Itoa(be.StatusCode)
+	}
+	if status, _, ok := answerOf(err); ok {
+		return strconv.Itoa(status)
+	}
+	return "error"
 }
 
 // yieldToLive waits, at most maxWait, until no live request of the workspace

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -159,8 +160,8 @@ func testWorkspace(t *testing.T) (*workspace, *fakes) {
 	cfg := Config{Workspaces: []Workspace{{Name: "w"}}, Registerer: prometheus.NewRegistry()}.withDefaults()
 	w := &Worker{cfg: runtimeConfig{Config: cfg, claimTTL: time.Second}, log: cfg.Logger, m: metrics.NewWorker(nil),
 		idem: f.claims, limiter: f.limiter, breakers: f.circuits, letters: f.letters}
-	ws := &workspace{name: "w", sender: f.sender, budget: ratelimit.PerSecond(10), w: w,
-		inflight: w.m.InFlight.WithLabelValues("w"), ops: map[opsKey]prometheus.Counter{}}
+	ws := &workspace{name: "w", sender: f.sender, budget: ratelimit.PerSecond(10), limitKey: "w", breakerKey: "w", w: w,
+		liveWaiting: new(atomic.Int32), inflight: w.m.InFlight.WithLabelValues("w"), ops: map[opsKey]prometheus.Counter{}}
 	ws.sendFn = ws.guard(ws.limit(ws.execute(ws.observe(ws.transport()))))
 	return ws, f
 }

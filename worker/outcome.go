@@ -10,6 +10,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/cioq/cioq/breaker"
+	"github.com/cioq/cioq/cdp"
 	"github.com/cioq/cioq/ratelimit"
 	"github.com/cioq/cioq/track"
 )
@@ -29,6 +30,9 @@ const (
 	// ReasonDeadLetterStore: the op's retries ran out but cioq's dead-letter
 	// store could not take it; it waits and tries again.
 	ReasonDeadLetterStore = "dead_letter_store"
+	// ReasonNoPipelines: a Pipelines API call for a workspace this worker
+	// has no Pipelines sender for (no Pipelines API key configured).
+	ReasonNoPipelines = "no_pipelines"
 )
 
 // DelayError sends an op back to the queue for After without counting a
@@ -159,15 +163,30 @@ type outcome struct {
 	err   error
 }
 
-// classify maps a request's error to what it means for its ops. It does no
-// I/O.
+// answerOf returns the status and body of a non-2xx answer of either API
+// (*track.APIError, *cdp.APIError); ok is false for any other error.
+func answerOf(err error) (status int, body []byte, ok bool) {
+	var ae *track.APIError
+	if errors.As(err, &ae) {
+		return ae.StatusCode, ae.Body, true
+	}
+	var ce *cdp.APIError
+	if errors.As(err, &ce) {
+		return ce.StatusCode, ce.Body, true
+	}
+	return 0, nil, false
+}
+
+// classify maps a request's error to what it means for its ops, for the
+// Track and Pipelines APIs alike (cdp's error classes are track's). It does
+// no I/O.
 func classify(err error) outcome {
 	var (
 		be *track.BatchError
 		oe *breaker.OpenError
 		de *ratelimit.DelayError
-		ae *track.APIError
 	)
+	status, _, isAnswer := answerOf(err)
 	o := outcome{err: err}
 	switch {
 	case err == nil:
@@ -185,7 +204,7 @@ func classify(err error) outcome {
 		o.verdict = verdictUnauthorized
 	case errors.Is(err, ErrEndpoint):
 		o.verdict = verdictRetry
-	case errors.As(err, &ae) && endpointStatus(ae.StatusCode):
+	case isAnswer && endpointStatus(status):
 		o.verdict, o.err = verdictRetry, &endpointError{err}
 	case errors.Is(err, track.ErrInvalidRequest) || errors.Is(err, track.ErrInvalidOp):
 		o.verdict = verdictInvalid
@@ -210,6 +229,6 @@ func countsForBreaker(err error) bool {
 	if errors.Is(err, track.ErrServer) || errors.Is(err, track.ErrTransport) || errors.Is(err, ErrEndpoint) {
 		return true
 	}
-	var ae *track.APIError
-	return errors.As(err, &ae) && endpointStatus(ae.StatusCode)
+	status, _, ok := answerOf(err)
+	return ok && endpointStatus(status)
 }

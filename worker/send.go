@@ -2,7 +2,6 @@ package worker
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -14,17 +13,32 @@ import (
 
 	"github.com/cioq/cioq/idempotency"
 	"github.com/cioq/cioq/internal/metrics"
+	"github.com/cioq/cioq/internal/task"
 	"github.com/cioq/cioq/ratelimit"
 	"github.com/cioq/cioq/track"
 )
 
-// workspace is the runtime of one configured workspace: its batchers and the
-// layers every batch request of it goes through.
+// workspace is the runtime of one configured workspace and one API: its
+// batchers and the layers every batch request of it goes through. A
+// workspace with a Pipelines sender has two: the Track runtime (Worker.ws)
+// and the Pipelines runtime (Worker.pl). Both use the workspace's name for
+// its claims, done-markers, order, tombstones, dead letters and history,
+// which the ops of its two APIs share; each has its own batchers, circuit
+// breaker (breakerKey) and 401 pause, and its own rate budget or a share of
+// one (limitKey).
 type workspace struct {
 	name   string
+	api    task.API
 	sender Sender
 	budget ratelimit.Limit
-	w      *Worker
+	// limitKey names the budget in the limiter: name, or name + "/pipelines"
+	// for Pipelines requests with a budget of their own.
+	limitKey string
+	// breakerKey names the circuit breaker: name for Track requests, name +
+	// "/pipelines" for Pipelines requests (another host: an outage of one
+	// API does not hold the other back).
+	breakerKey string
+	w          *Worker
 
 	// live and critical batch the single-op tasks of their lanes.
 	live, critical *batcher
@@ -34,9 +48,10 @@ type workspace struct {
 	// pausedUntil is the unix nano time a 401/403 pause ends (0: not paused).
 	pausedUntil atomic.Int64
 
-	// liveWaiting counts live requests of this process waiting for a rate
-	// token; bulk requests yield to them.
-	liveWaiting atomic.Int32
+	// liveWaiting counts live requests of this process waiting for a token
+	// of limitKey; bulk requests yield to them. Shared by the two runtimes
+	// of a workspace when they share a budget.
+	liveWaiting *atomic.Int32
 
 	// Per-op metric children, resolved once instead of per task.
 	inflight prometheus.Gauge
@@ -58,7 +73,7 @@ func (ws *workspace) opsCounter(a track.Action, outcome string) prometheus.Count
 	if ok {
 		return c
 	}
-	c = ws.w.m.Ops.WithLabelValues(ws.name, string(a), outcome)
+	c = ws.w.m.Ops.WithLabelValues(ws.name, ws.api.String(), string(a), outcome)
 	ws.opsMu.Lock()
 	ws.ops[k] = c
 	ws.opsMu.Unlock()
@@ -193,7 +208,7 @@ func (ws *workspace) settle(ctx context.Context, l lane, items []*item, o outcom
 		w.m.Deferred.WithLabelValues(ws.name, ReasonRateLimited).Add(float64(len(items)))
 		ws.deferAll(items, &DelayError{Reason: ReasonRateLimited, After: o.after, Err: o.err})
 	case verdictThrottled:
-		cool, err := w.limiter.Throttled(ctx, ws.name, o.after)
+		cool, err := w.limiter.Throttled(ctx, ws.limitKey, o.after)
 		if err != nil {
 			cool = max(o.after, time.Second)
 		}
@@ -224,9 +239,8 @@ func (ws *workspace) settle(ctx context.Context, l lane, items []*item, o outcom
 			return
 		}
 		pe := &PermanentError{Reason: o.err.Error()}
-		var ae *track.APIError
-		if errors.As(o.err, &ae) {
-			pe.Status, pe.Body = ae.StatusCode, string(ae.Body)
+		if status, body, ok := answerOf(o.err); ok {
+			pe.Status, pe.Body = status, string(body)
 		}
 		ws.deadLetter(ctx, items, []*PermanentError{pe})
 	default: // verdictRetry: a counted failure, retried with backoff
@@ -294,7 +308,7 @@ func (ws *workspace) deadLetter(ctx context.Context, items []*item, reasons []*P
 			continue
 		}
 		w.m.DeadLetters.WithLabelValues(ws.name, reasonClass(entries[i].Status)).Inc()
-		w.log.WarnContext(ctx, "op dead-lettered", "workspace", ws.name, "op_id", it.p.OpID,
+		w.log.WarnContext(ctx, "op dead-lettered", "workspace", ws.name, "api", ws.api.String(), "op_id", it.p.OpID,
 			"action", string(it.p.Action), "status", entries[i].Status, "reason", entries[i].Reason)
 		it.finish(metrics.OutcomeDeadLetter, nil)
 	}
@@ -310,7 +324,7 @@ func (ws *workspace) deadLetters(items []*item, reasons []*PermanentError) []Dea
 			r = reasons[i]
 		}
 		entries[i] = DeadLetter{
-			Workspace: ws.name, OpID: it.p.OpID, Action: string(it.p.Action), Person: it.p.Person,
+			Workspace: ws.name, API: it.p.API.String(), OpID: it.p.OpID, Action: string(it.p.Action), Person: it.p.Person,
 			Status: r.Status, Reason: r.Reason, Body: r.Body, Attempts: it.attempt + 1,
 			EnqueuedAt: it.p.EnqueuedAt, Timestamp: it.p.Timestamp, DeadAt: now, Op: it.p.Op,
 		}
@@ -340,16 +354,17 @@ func reasonClass(status int) string {
 	return strconv.Itoa(status)
 }
 
-// pause stops sends for the workspace after a 401/403: tasks wait (no failure
-// counted) and health says why; one batch probes again after the pause.
+// pause stops sends of the workspace to this API after a 401/403 (the key
+// is the API's own): tasks wait (no failure counted) and health says why;
+// one batch probes again after the pause.
 func (ws *workspace) pause(ctx context.Context, err error) {
 	w := ws.w
 	until := w.cfg.Now().Add(w.cfg.UnauthorizedPause)
 	if ws.pausedUntil.Swap(until.UnixNano()) == 0 {
 		w.log.ErrorContext(ctx, "workspace paused: Customer.io rejected the credentials", "workspace", ws.name,
-			"pause", w.cfg.UnauthorizedPause.String(), "error", err.Error())
+			"api", ws.api.String(), "pause", w.cfg.UnauthorizedPause.String(), "error", err.Error())
 	}
-	w.m.Unauthorized.WithLabelValues(ws.name).Set(1)
+	w.m.Unauthorized.WithLabelValues(ws.name, ws.api.String()).Set(1)
 }
 
 // unauthorized reports whether the workspace is paused for bad credentials.

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -13,6 +15,7 @@ import (
 	"github.com/sony/gobreaker/v2"
 
 	"github.com/cioq/cioq/breaker"
+	"github.com/cioq/cioq/cdp"
 	"github.com/cioq/cioq/idempotency"
 	"github.com/cioq/cioq/internal/metrics"
 	"github.com/cioq/cioq/internal/task"
@@ -29,8 +32,10 @@ type runtimeConfig struct {
 
 // Worker delivers queued ops to Customer.io: one asynq server for the
 // critical lane, Servers for the default lane, one for the bulk lane, and
-// per workspace two batchers (critical and live) whose requests go through
-// the layered send path (layers.go).
+// per workspace and API two batchers (critical and live) whose requests go
+// through the layered send path (layers.go). Track ops and Pipelines calls
+// of a workspace share its lanes and its per-person order but never a
+// request.
 type Worker struct {
 	cfg      runtimeConfig
 	log      *slog.Logger
@@ -40,8 +45,9 @@ type Worker struct {
 	breakers circuits
 	queue    *taskq.Writer // re-queues the failed ops of bulk tasks
 	dlq      *DeadLetters
-	letters  deadLetterStore // dlq, as the send path uses it
-	ws       map[string]*workspace
+	letters  deadLetterStore       // dlq, as the send path uses it
+	ws       map[string]*workspace // the Track runtime of each workspace
+	pl       map[string]*workspace // the Pipelines runtime of each workspace that has a Pipelines sender
 	servers  []*asynq.Server
 	obs      observer // history and tracing (history.go)
 
@@ -61,6 +67,7 @@ func New(cfg Config) (*Worker, error) {
 		log: cfg.Logger,
 		m:   metrics.NewWorker(cfg.Registerer),
 		ws:  map[string]*workspace{},
+		pl:  map[string]*workspace{},
 	}
 	if w.cfg.claimTTL <= 0 {
 		w.cfg.claimTTL = idempotency.DefaultClaimTTL
@@ -79,23 +86,18 @@ func New(cfg Config) (*Worker, error) {
 	w.dlq = NewDeadLetters(cfg.Client, DeadLetterConfig{Prefix: cfg.KeyPrefix, Max: cfg.DeadLetterMax, TombstoneTTL: cfg.TombstoneTTL})
 	w.letters = w.dlq
 	for _, wc := range cfg.Workspaces {
-		ws := &workspace{name: wc.Name, sender: wc.Sender, budget: wc.Limit, w: w,
-			inflight: w.m.InFlight.WithLabelValues(wc.Name), ops: map[opsKey]prometheus.Counter{}}
-		crit := wc.Batch
-		crit.MaxWait = 0 // critical ops never wait for company
-		// Few sends in flight: while one waits for a token under a tight
-		// budget, the critical ops behind it gather into the next request
-		// instead of each spending a token of the reserved share.
-		crit.MaxInFlight = min(crit.MaxInFlight, DefaultCriticalInFlight)
-		if len(cfg.Workspaces) > 1 {
-			crit.MaxPending = min(crit.MaxPending, max(1, cfg.CriticalConcurrency/len(cfg.Workspaces)))
+		waiting := new(atomic.Int32)
+		w.ws[wc.Name] = w.newRuntime(wc, task.APITrack, wc.Sender, wc.Limit, wc.Name, wc.Batch, waiting)
+		if wc.Pipelines == nil {
+			continue
 		}
-		ws.critical = newBatcher(crit, func(ctx context.Context, items []*item) { ws.send(ctx, laneCritical, items) })
-		ws.live = newBatcher(wc.Batch, func(ctx context.Context, items []*item) { ws.send(ctx, laneLive, items) })
-		ws.sendFn = ws.guard(ws.limit(ws.execute(ws.observe(ws.transport()))))
-		w.ws[wc.Name] = ws
-		w.m.BreakerState.WithLabelValues(wc.Name).Set(0)
-		w.m.Unauthorized.WithLabelValues(wc.Name).Set(0)
+		limit, limitKey := wc.Limit, wc.Name // one budget for both APIs
+		if wc.PipelinesLimit.Rate > 0 {
+			limit, limitKey, waiting = wc.PipelinesLimit, wc.Name+pipelinesSuffix, new(atomic.Int32)
+		}
+		b := wc.Batch
+		b.MaxBytes = min(b.MaxBytes, cdp.MaxBatchBytes)
+		w.pl[wc.Name] = w.newRuntime(wc, task.APIPipelines, wc.Pipelines, limit, limitKey, b, waiting)
 	}
 	if err := w.initObserver(); err != nil {
 		return nil, err
@@ -103,10 +105,62 @@ func New(cfg Config) (*Worker, error) {
 	return w, nil
 }
 
-func (w *Worker) breakerChanged(ws string, from, to gobreaker.State) {
+// pipelinesSuffix names the circuit breaker (and, with a budget of their
+// own, the rate budget) of a workspace's Pipelines requests: name +
+// "/pipelines" ('/' is not allowed in a workspace name, so it never names a
+// workspace).
+const pipelinesSuffix = "/pipelines"
+
+// newRuntime builds the runtime of workspace wc and api: its batchers and
+// send path, sending with sender under limit (named limitKey in the
+// limiter), batches bounded by b.
+func (w *Worker) newRuntime(wc Workspace, api task.API, sender Sender, limit ratelimit.Limit, limitKey string,
+	b BatchConfig, waiting *atomic.Int32) *workspace {
+	cfg := w.cfg
+	ws := &workspace{name: wc.Name, api: api, sender: sender, budget: limit, limitKey: limitKey,
+		breakerKey: wc.Name, w: w, liveWaiting: waiting,
+		inflight: w.m.InFlight.WithLabelValues(wc.Name), ops: map[opsKey]prometheus.Counter{}}
+	if api == task.APIPipelines {
+		ws.breakerKey = wc.Name + pipelinesSuffix
+	}
+	crit := b
+	crit.MaxWait = 0 // critical ops never wait for company
+	// Few sends in flight: while one waits for a token under a tight
+	// budget, the critical ops behind it gather into the next request
+	// instead of each spending a token of the reserved share.
+	crit.MaxInFlight = min(crit.MaxInFlight, DefaultCriticalInFlight)
+	if len(cfg.Workspaces) > 1 {
+		crit.MaxPending = min(crit.MaxPending, max(1, cfg.CriticalConcurrency/len(cfg.Workspaces)))
+	}
+	ws.critical = newBatcher(crit, func(ctx context.Context, items []*item) { ws.send(ctx, laneCritical, items) })
+	ws.live = newBatcher(b, func(ctx context.Context, items []*item) { ws.send(ctx, laneLive, items) })
+	ws.sendFn = ws.guard(ws.limit(ws.execute(ws.observe(ws.transport()))))
+	w.m.BreakerState.WithLabelValues(wc.Name, api.String()).Set(0)
+	w.m.Unauthorized.WithLabelValues(wc.Name, api.String()).Set(0)
+	return ws
+}
+
+// runtimes returns every runtime: each workspace's Track runtime, then its
+// Pipelines runtime when it has one.
+func (w *Worker) runtimes() []*workspace {
+	out := make([]*workspace, 0, len(w.ws)+len(w.pl))
+	for name, ws := range w.ws {
+		out = append(out, ws)
+		if pl := w.pl[name]; pl != nil {
+			out = append(out, pl)
+		}
+	}
+	return out
+}
+
+func (w *Worker) breakerChanged(key string, from, to gobreaker.State) {
 	v := map[gobreaker.State]float64{gobreaker.StateClosed: 0, gobreaker.StateHalfOpen: 1, gobreaker.StateOpen: 2}[to]
-	w.m.BreakerState.WithLabelValues(ws).Set(v)
-	w.log.Warn("circuit breaker changed state", "workspace", ws, "from", from.String(), "to", to.String())
+	ws, api := key, task.APITrack
+	if name, ok := strings.CutSuffix(key, pipelinesSuffix); ok {
+		ws, api = name, task.APIPipelines
+	}
+	w.m.BreakerState.WithLabelValues(ws, api.String()).Set(v)
+	w.log.Warn("circuit breaker changed state", "workspace", ws, "api", api.String(), "from", from.String(), "to", to.String())
 }
 
 // Handler returns the asynq handler for op tasks: it decodes the payload,
@@ -114,10 +168,12 @@ func (w *Worker) breakerChanged(ws string, from, to gobreaker.State) {
 func (w *Worker) Handler() asynq.Handler {
 	mux := asynq.NewServeMux()
 	h := asynq.HandlerFunc(w.processTask)
-	for _, a := range track.Actions {
-		mux.Handle(task.TypeName(a), h)
+	for _, api := range task.APIs {
+		for _, a := range track.Actions {
+			mux.Handle(task.TypeNameOf(api, a), h)
+		}
+		mux.Handle(task.BulkTypeName(api), asynq.HandlerFunc(w.processBulk)) // bulk.go
 	}
-	mux.Handle(task.TypeBulk, asynq.HandlerFunc(w.processBulk)) // bulk.go
 	return mux
 }
 
@@ -133,6 +189,11 @@ func (w *Worker) processTask(ctx context.Context, t *asynq.Task) error {
 		w.m.Unknown.Inc()
 		w.log.ErrorContext(ctx, "task for a workspace this worker does not serve", "workspace", p.Workspace, "op_id", p.OpID)
 		return &DelayError{Reason: ReasonUnknown, After: time.Minute}
+	}
+	if p.API == task.APIPipelines {
+		if ws = w.pl[p.Workspace]; ws == nil {
+			return w.noPipelines(ctx, p.Workspace, 1)
+		}
 	}
 	it := taskItem(ctx, p)
 	ctx, end := w.observeTask(ctx, t, it)
@@ -170,7 +231,7 @@ func (w *Worker) Start() error {
 		return errors.New("worker: already started")
 	}
 	w.started = true
-	for _, ws := range w.ws {
+	for _, ws := range w.runtimes() {
 		ws.critical.start()
 		ws.live.start()
 	}
@@ -210,7 +271,7 @@ func (w *Worker) Start() error {
 			return fmt.Errorf("worker: start server: %w", err)
 		}
 	}
-	w.log.Info("worker started", "workspaces", len(w.ws), "servers", len(w.servers),
+	w.log.Info("worker started", "workspaces", len(w.ws), "pipelines_workspaces", len(w.pl), "servers", len(w.servers),
 		"concurrency", w.cfg.Concurrency, "critical_concurrency", w.cfg.CriticalConcurrency)
 	return nil
 }
@@ -231,7 +292,7 @@ func (w *Worker) Shutdown() {
 		go func() { defer wg.Done(); s.Shutdown() }()
 	}
 	wg.Wait()
-	for _, ws := range w.ws {
+	for _, ws := range w.runtimes() {
 		ws.critical.close()
 		ws.live.close()
 	}
@@ -240,6 +301,17 @@ func (w *Worker) Shutdown() {
 
 // redis is the connection option of the worker's asynq servers.
 func (w *Worker) redis() asynq.RedisConnOpt { return withProtocol(w.cfg.Redis, w.cfg.Protocol) }
+
+// noPipelines answers a task holding n Pipelines calls for workspace ws,
+// which this worker has no Pipelines sender for: it goes back to the queue
+// without a failure, to wait for a worker configured with the workspace's
+// Pipelines API key.
+func (w *Worker) noPipelines(ctx context.Context, ws string, n int) error {
+	w.m.Deferred.WithLabelValues(ws, ReasonNoPipelines).Add(float64(n))
+	w.log.ErrorContext(ctx, "Pipelines call for a workspace without a Pipelines API key on this worker", "workspace", ws,
+		"ops", n, "hint", "set the workspace's cdp_api_key (CUSTOMERIO_CDP_API_KEY)")
+	return &DelayError{Reason: ReasonNoPipelines, After: time.Minute}
+}
 
 // DeadLetters returns the worker's dead-letter store.
 func (w *Worker) DeadLetters() *DeadLetters { return w.dlq }

@@ -1,14 +1,8 @@
 package fake_test
 
 import (
-	"bufio"
-	"bytes"
-	"context"
-	"encoding/json"
 	"fmt"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -16,76 +10,16 @@ import (
 
 	"github.com/cioq/cioq/cdp"
 	"github.com/cioq/cioq/cdp/fake"
+	"github.com/cioq/cioq/internal/nodetest"
 )
-
-// harnessDir is the Node harness that drives @customerio/cdp-analytics-node.
-const harnessDir = "../../loadtest/node"
-
-// sdkCall is one line of the harness's output: a call as the SDK sent it.
-type sdkCall struct {
-	Type        cdp.Type `json:"type"`
-	Event       string   `json:"event"`
-	UserID      string   `json:"userId"`
-	AnonymousID string   `json:"anonymousId"`
-	MessageID   string   `json:"messageId"`
-	Timestamp   string   `json:"timestamp"`
-}
-
-// nodeHarness returns the harness directory with its pinned dependencies
-// installed (npm ci, from package-lock.json), or skips the test, saying
-// why, when node or npm is not installed.
-func nodeHarness(t *testing.T) string {
-	t.Helper()
-	for _, tool := range []string{"node", "npm"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s is not installed: the Node SDK test (loadtest/node, @customerio/cdp-analytics-node) does not run", tool)
-		}
-	}
-	dir, err := filepath.Abs(harnessDir)
-	require.NoError(t, err)
-	installed := filepath.Join(dir, "node_modules", "@customerio", "cdp-analytics-node", "package.json")
-	if _, err := os.Stat(installed); err != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, "npm", "ci", "--no-audit", "--no-fund")
-		cmd.Dir = dir
-		out, err := cmd.CombinedOutput()
-		require.NoError(t, err, "npm ci in %s (needs the npm registry once):\n%s", dir, out)
-	}
-	return dir
-}
-
-// runHarness runs drive.js against base with key and returns the calls it
-// reports sent.
-func runHarness(t *testing.T, dir, base, key, runID string) []sdkCall {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "node", "drive.js")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "CIOQ_CDP_HOST="+base, "CIOQ_CDP_KEY="+key, "CIOQ_RUN_ID="+runID)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	require.NoError(t, cmd.Run(), "drive.js failed:\n%s", stderr.String())
-	t.Log(stderr.String())
-	var calls []sdkCall
-	sc := bufio.NewScanner(&stdout)
-	for sc.Scan() {
-		var c sdkCall
-		require.NoError(t, json.Unmarshal(sc.Bytes(), &c), sc.Text())
-		calls = append(calls, c)
-	}
-	require.NoError(t, sc.Err())
-	return calls
-}
 
 func TestNodeSDK_EveryCallArrivesExactlyOnceWithItsMessageIDAndTimestamp(t *testing.T) {
 	t.Parallel()
-	dir := nodeHarness(t)
+	dir := nodetest.Harness(t)
 	srv := start(t, fake.Options{Keys: map[string]string{"node-key": "node"}})
 	runID := fmt.Sprint(time.Now().UnixNano())
-	sent := runHarness(t, dir, srv.URL, "node-key", runID)
-	require.Len(t, sent, 14, "the harness sends 14 calls")
+	sent := nodetest.Run(t, dir, nodetest.Env{Host: srv.URL, Key: "node-key", RunID: runID})
+	require.Len(t, sent, nodetest.Calls, "the harness sends 14 calls")
 
 	l := srv.Ledger()
 	w := l.PerWorkspace["node"]
@@ -138,16 +72,13 @@ func TestNodeSDK_EveryCallArrivesExactlyOnceWithItsMessageIDAndTimestamp(t *test
 
 func TestNodeSDK_AWrongKeyIsAnErrorOnlyInStrictMode(t *testing.T) {
 	t.Parallel()
-	dir := nodeHarness(t)
+	dir := nodetest.Harness(t)
 	// The SDK sends no X-Strict-Mode: against the real API a wrong key is a
 	// 200 that drops everything. A fake answering strictly shows the SDK
 	// reports a 401 as a failed delivery (drive.js exits 1).
 	srv := start(t, fake.Options{Keys: map[string]string{"node-key": "node"}, Strict: fake.StrictAlways})
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	cmd, cancel := nodetest.Command(t, dir, nodetest.Env{Host: srv.URL, Key: "wrong", RunID: "wrong"})
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "node", "drive.js")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "CIOQ_CDP_HOST="+srv.URL, "CIOQ_CDP_KEY=wrong", "CIOQ_RUN_ID=wrong")
 	out, err := cmd.CombinedOutput()
 	var ee *exec.ExitError
 	require.ErrorAs(t, err, &ee, string(out))
@@ -156,8 +87,8 @@ func TestNodeSDK_AWrongKeyIsAnErrorOnlyInStrictMode(t *testing.T) {
 	require.Zero(t, srv.Ledger().CallsAccepted)
 
 	permissive := start(t, fake.Options{Keys: map[string]string{"node-key": "node"}})
-	sent := runHarness(t, dir, permissive.URL, "wrong", "permissive")
-	require.Len(t, sent, 14, "the SDK believes every call was delivered")
+	sent := nodetest.Run(t, dir, nodetest.Env{Host: permissive.URL, Key: "wrong", RunID: "permissive"})
+	require.Len(t, sent, nodetest.Calls, "the SDK believes every call was delivered")
 	l := permissive.Ledger()
 	require.Zero(t, l.CallsAccepted, "... and none was")
 	require.Equal(t, l.Requests, l.Dropped)

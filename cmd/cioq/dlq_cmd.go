@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -18,6 +19,7 @@ import (
 // dlqFlags are the filters every dlq subcommand shares.
 type dlqFlags struct {
 	workspace string
+	api       string
 	action    string
 	status    int
 	olderThan time.Duration
@@ -30,7 +32,8 @@ type dlqFlags struct {
 func (f *dlqFlags) bind(cmd *cobra.Command, selection bool) {
 	fl := cmd.Flags()
 	fl.StringVar(&f.workspace, "workspace", "", "workspace (default: every configured workspace)")
-	fl.StringVar(&f.action, "action", "", "only ops with this action (identify, event, suppress, ...)")
+	fl.StringVar(&f.api, "api", "", "only ops for this API: track or pipelines")
+	fl.StringVar(&f.action, "action", "", "only ops with this action (identify, event, suppress, ...; a Pipelines call's is the Track action it means)")
 	fl.IntVar(&f.status, "status", 0, "only ops rejected with this HTTP status")
 	fl.DurationVar(&f.olderThan, "older-than", 0, "only ops dead-lettered longer ago than this")
 	fl.DurationVar(&f.newerThan, "newer-than", 0, "only ops dead-lettered within this")
@@ -41,7 +44,7 @@ func (f *dlqFlags) bind(cmd *cobra.Command, selection bool) {
 }
 
 func (f *dlqFlags) filter() worker.DeadLetterFilter {
-	return worker.DeadLetterFilter{Action: f.action, Status: f.status, OlderThan: f.olderThan, NewerThan: f.newerThan, Limit: f.limit}
+	return worker.DeadLetterFilter{API: f.api, Action: f.action, Status: f.status, OlderThan: f.olderThan, NewerThan: f.newerThan, Limit: f.limit}
 }
 
 func (f *dlqFlags) workspaces(cfg *config.Config) []string {
@@ -137,9 +140,9 @@ func newDLQListCmd(g *globals) *cobra.Command {
 				return writeJSONOut(out, all)
 			}
 			tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "WORKSPACE\tOP ID\tACTION\tPERSON\tSTATUS\tDEAD AT\tREASON")
+			fmt.Fprintln(tw, "WORKSPACE\tAPI\tOP ID\tACTION\tPERSON\tSTATUS\tDEAD AT\tREASON")
 			for _, dl := range all {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", dl.Workspace, dl.OpID, dl.Action, dl.Person,
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", dl.Workspace, cmp.Or(dl.API, "track"), dl.OpID, dl.Action, dl.Person,
 					dl.Status, dl.DeadAt.UTC().Format(time.RFC3339), truncate(dl.Reason, 80))
 			}
 			return tw.Flush()

@@ -5,8 +5,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -35,10 +33,6 @@ const defaultFakeRate = 100
 // Customer.io's stated Pipelines limit, 3,000 requests per 3 seconds.
 const defaultFakeCDPRate = 1000
 
-// envCDPAPIKey is the Pipelines API key of the workspace from the
-// environment (docs/pipelines.md).
-const envCDPAPIKey = "CUSTOMERIO_CDP_API_KEY"
-
 func newFakecioCmd(g *globals) *cobra.Command {
 	var o fakecioOptions
 	cmd := &cobra.Command{
@@ -60,8 +54,9 @@ mode, a rate limit per workspace (--cdp-rate) and its own ledger, under
 
 Credentials: Track, each configured workspace with a site id and an API key
 (CUSTOMERIO_SITE_ID / CUSTOMERIO_TRACK_API_KEY, or the config file); Pipelines,
-CUSTOMERIO_CDP_API_KEY (workspace "default"). Where none is set, any is
-accepted. SIGINT or SIGTERM stops it gracefully.`,
+each configured workspace's cdp_api_key (CUSTOMERIO_CDP_API_KEY), counted under the
+workspace's name. Where none is set, any is accepted. SIGINT or SIGTERM stops it
+gracefully.`,
 		Example: `  cioq fakecio --addr :8081 --rate 80
   CUSTOMERIO_TRACK_URL=http://127.0.0.1:8081 cioq worker
   CUSTOMERIO_CDP_API_KEY=k cioq fakecio --addr :8081   # Pipelines at http://127.0.0.1:8081/v1`,
@@ -71,7 +66,7 @@ accepted. SIGINT or SIGTERM stops it gracefully.`,
 			if err != nil {
 				return err
 			}
-			return runFakecio(cmd, cfg, o, fakeCDPKeys(fakecioEnv(g)))
+			return runFakecio(cmd, cfg, o, fakeCDPKeys(cfg))
 		},
 	}
 	f := cmd.Flags()
@@ -148,24 +143,22 @@ func fakeCredentials(cfg *config.Config) map[string]string {
 	return creds
 }
 
-// fakeCDPKeys maps the Pipelines API key of the environment
-// (CUSTOMERIO_CDP_API_KEY) to the workspace from the environment; nil (any
-// key accepted) when it is unset or blank.
-func fakeCDPKeys(lookup func(string) (string, bool)) map[string]string {
-	key, _ := lookup(envCDPAPIKey)
-	if key = strings.TrimSpace(key); key == "" {
-		return nil
+// fakeCDPKeys maps the Pipelines API key of every configured workspace that
+// has one (cdp_api_key; CUSTOMERIO_CDP_API_KEY for the workspace from the
+// environment) to the workspace's name; nil (any key accepted) when none
+// has.
+func fakeCDPKeys(cfg *config.Config) map[string]string {
+	var keys map[string]string
+	for _, ws := range cfg.Workspaces {
+		if ws.CDPAPIKey == "" {
+			continue
+		}
+		if keys == nil {
+			keys = map[string]string{}
+		}
+		keys[ws.CDPAPIKey.Reveal()] = ws.Name
 	}
-	return map[string]string{key: config.DefaultWorkspaceName}
-}
-
-// fakecioEnv returns the environment lookup of the command: the injected
-// one, else os.LookupEnv.
-func fakecioEnv(g *globals) func(string) (string, bool) {
-	if g.env != nil {
-		return g.env
-	}
-	return os.LookupEnv
+	return keys
 }
 
 // listenURL is the base URL clients use for a listener: an unspecified host

@@ -217,12 +217,13 @@ func TestFakeCredentials(t *testing.T) {
 
 func TestFakeCDPKeys(t *testing.T) {
 	t.Parallel()
-	env := func(kv map[string]string) func(string) (string, bool) {
-		return func(k string) (string, bool) { v, ok := kv[k]; return v, ok }
-	}
-	require.Nil(t, fakeCDPKeys(env(nil)))
-	require.Nil(t, fakeCDPKeys(env(map[string]string{"CUSTOMERIO_CDP_API_KEY": "  "})))
-	require.Equal(t, map[string]string{"k": "default"}, fakeCDPKeys(env(map[string]string{"CUSTOMERIO_CDP_API_KEY": " k "})))
+	cfg := &config.Config{Workspaces: []config.Workspace{
+		{Name: "a", CDPAPIKey: "c1"},
+		{Name: "b"},
+		{Name: "c", CDPAPIKey: "c3"},
+	}}
+	require.Equal(t, map[string]string{"c1": "a", "c3": "c"}, fakeCDPKeys(cfg))
+	require.Nil(t, fakeCDPKeys(&config.Config{Workspaces: []config.Workspace{{Name: "default"}}}))
 }
 
 func TestListenURL(t *testing.T) {

@@ -136,11 +136,15 @@ func importLinesBulk(ctx context.Context, p *producer.Producer, in io.Reader, si
 }
 
 // importOp is the producer op of a parsed line: its key, else one keys
-// derives.
+// derives (for a Pipelines call too: its messageId, when it has none, is
+// derived from that key, the same on every run).
 func importOp(il importLine, keys *importKeys, line []byte) producer.Op {
 	key := il.key
 	if key == "" {
 		key = keys.key(il.workspace, line)
+	}
+	if il.call != nil {
+		return producer.Op{Call: il.call, CallJSON: il.callJSON, Key: key, Workspace: il.workspace}
 	}
 	op := producer.Op{Op: *il.op, Key: key, Workspace: il.workspace}
 	if il.op.Timestamp > 0 {

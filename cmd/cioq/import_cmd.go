@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/cioq/cioq/cdp"
 	"github.com/cioq/cioq/producer"
 	"github.com/cioq/cioq/track"
 )
@@ -45,20 +46,28 @@ func newImportCmd(g *globals) *cobra.Command {
 	var useBulk func(isFile bool) bool
 	cmd := &cobra.Command{
 		Use:   "import [FILE|-]",
-		Short: "Enqueue operations from JSON Lines (one Track v2 person op per line)",
-		Long: `import reads JSON Lines, one Customer.io Track v2 person op per line, e.g.
+		Short: "Enqueue operations from JSON Lines (one Track v2 person op or Pipelines call per line)",
+		Long: `import reads JSON Lines, one operation per line: a Customer.io Track v2 person op
+("type":"person"), e.g.
 
   {"type":"person","identifiers":{"id":"u1"},"action":"event","name":"purchase","attributes":{"amount":10}}
 
-and enqueues each through the producer. A line may carry "key" (its idempotency
-key) and "workspace". Without a key, the op id is derived from the line's
+or a Pipelines API call ("type" identify, track, page, screen, group or alias, as
+in a /v1/batch), e.g.
+
+  {"type":"track","userId":"u1","event":"Purchase","messageId":"m-1","properties":{"amount":10}}
+
+and enqueues each through the producer; a call goes to the workspace's Pipelines
+API (its cdp_api_key, else the line is invalid). A line may carry "key" (its
+idempotency key) and "workspace". Without a key, the op id is derived from the line's
 content and how many times that content came before in the input: every line,
 repeated or not, is an op of its own (suppress, unsuppress, suppress are three
 ops), and running the same input again (or a longer one it starts, such as a
 file that was cut short) enqueues nothing twice. Two imports holding the same
 line within the done-marker TTL (24 h) would share its op: name each import
 with --run NAME to keep them apart. An invalid line is reported with its line
-number and skipped; nothing of it is queued. A file is imported in bulk (--bulk, the default for a file: ops packed
+number and skipped; nothing of it is queued. A call without a messageId gets one
+derived from its op id, the same on every run. A file is imported in bulk (--bulk, the default for a file: ops packed
 into bulk tasks of up to 2,000, each delivered in one request; suppress,
 unsuppress and delete still go one by one to the critical lane); standard input,
 or --bulk=false, queues one task per op. Interrupted and run again on the same
@@ -91,7 +100,7 @@ line was invalid, 2 on usage or configuration errors.`,
 				return usageError(err)
 			}
 			p, err := producer.New(producer.Config{Redis: conn, KeyPrefix: cfg.KeyPrefix,
-				Workspace: cfg.Workspaces[0].Name, MaxRetry: cfg.Worker.MaxRetry})
+				Workspace: cfg.Workspaces[0].Name, PipelinesWorkspaces: pipelinesWorkspaces(cfg), MaxRetry: cfg.Worker.MaxRetry})
 			if err != nil {
 				return usageError(err)
 			}
@@ -122,15 +131,19 @@ line was invalid, 2 on usage or configuration errors.`,
 	return cmd
 }
 
-// importLine is one parsed line: the op plus cioq's own fields.
+// importLine is one parsed line: the op (or call) plus cioq's own fields.
 type importLine struct {
-	op        *track.Op
+	op *track.Op
+	// call and its encoding, for a Pipelines call (op is nil then).
+	call      *cdp.Call
+	callJSON  []byte
 	key       string
 	workspace string
 }
 
 // parseImportLine splits "key" and "workspace" off a line and validates the
-// rest as a v2 op.
+// rest: a Pipelines call when its "type" is a call type (identify, track,
+// page, screen, group, alias), else a v2 op.
 func parseImportLine(line []byte) (importLine, error) {
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(line, &fields); err != nil {
@@ -148,6 +161,15 @@ func parseImportLine(line []byte) (importLine, error) {
 	rest, err := json.Marshal(fields)
 	if err != nil {
 		return importLine{}, err
+	}
+	var typ string
+	if json.Unmarshal(fields["type"], &typ) == nil && cdp.Type(typ).Valid() {
+		call, enc, err := cdp.DecodeCall(rest, "")
+		if err != nil {
+			return importLine{}, err
+		}
+		il.call, il.callJSON = call, enc
+		return il, nil
 	}
 	op, err := track.ValidateRawOp(rest)
 	if err != nil {

@@ -45,7 +45,7 @@ func newIngestCmd(g *globals) *cobra.Command {
 	var o ingestOptions
 	cmd := &cobra.Command{
 		Use:   "ingest",
-		Short: "Serve a Track-compatible HTTP API that queues operations",
+		Short: "Serve Track- and Pipelines-compatible HTTP APIs that queue operations",
 		Long: `ingest serves the Customer.io Track API paths (v1 identify, delete, track, anonymous
 track, suppress, unsuppress, devices, merge; v2 entity and batch) on --addr
 (CIOQ_HTTP_ADDR), so an application switches its Customer.io base URL to cioq and
@@ -53,6 +53,15 @@ changes nothing else. Basic auth is each configured workspace's site_id:api_key;
 ops are validated as Customer.io does, queued through the producer, and answered
 200 only once durable. An Idempotency-Key header makes a retried request a no-op.
 It also serves /healthz, /readyz (Redis reachable) and /metrics.
+
+On the same listener it serves the Pipelines API paths (POST /v1/identify,
+/v1/track, /v1/page, /v1/screen, /v1/group, /v1/alias, /v1/batch) for every
+workspace with a cdp_api_key (CUSTOMERIO_CDP_API_KEY): Basic auth with that key as
+the user name and a blank password, as Customer.io's SDKs send it; point an SDK's
+host option at ingest (docs/ingest.md). A request with X-Strict-Mode: 1 is answered
+as in the Pipelines API's strict mode (400 for an invalid call, nothing queued);
+one without it, as SDKs send, as in its permissive mode (invalid calls dropped,
+counted and logged; the valid ones queued). A wrong key is always a 401.
 
 Without a spool (spool.dir, CIOQ_SPOOL_DIR: unset by default) an op is durable
 only once it is in Redis: while Redis is unreachable every request is answered 503
@@ -63,8 +72,9 @@ back (docs/spool.md). ingest logs a warning at start when no spool is configured
 
 SIGINT or SIGTERM stops it gracefully: it stops accepting connections and lets the
 requests in flight finish (up to --shutdown-timeout). See docs/ingest.md.`,
-		Example: `  CUSTOMERIO_SITE_ID=site CUSTOMERIO_TRACK_API_KEY=key cioq ingest --addr :8080
-  curl -u site:key -X PUT localhost:8080/api/v1/customers/u1 -d '{"plan":"pro"}'`,
+		Example: `  CUSTOMERIO_SITE_ID=site CUSTOMERIO_TRACK_API_KEY=key CUSTOMERIO_CDP_API_KEY=cdpkey cioq ingest --addr :8080
+  curl -u site:key -X PUT localhost:8080/api/v1/customers/u1 -d '{"plan":"pro"}'
+  curl -u cdpkey: localhost:8080/v1/track -d '{"userId":"u1","event":"Purchase","messageId":"m-1"}'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := g.load()
@@ -92,10 +102,24 @@ func ingestWorkspaces(cfg *config.Config) ([]ingest.Workspace, []string) {
 	ws := make([]ingest.Workspace, 0, len(cfg.Workspaces))
 	names := make([]string, 0, len(cfg.Workspaces))
 	for _, w := range cfg.Workspaces {
-		ws = append(ws, ingest.Workspace{Name: w.Name, SiteID: w.SiteID, APIKey: w.APIKey.Reveal()})
+		ws = append(ws, ingest.Workspace{Name: w.Name, SiteID: w.SiteID, APIKey: w.APIKey.Reveal(),
+			PipelinesKey: w.CDPAPIKey.Reveal()})
 		names = append(names, w.Name)
 	}
 	return ws, names
+}
+
+// pipelinesWorkspaces names the configured workspaces with a Pipelines API
+// key (producer.Config.PipelinesWorkspaces): never nil, so a producer of a
+// configuration without any refuses every Pipelines call.
+func pipelinesWorkspaces(cfg *config.Config) []string {
+	names := []string{}
+	for _, w := range cfg.Workspaces {
+		if w.CDPAPIKey != "" {
+			names = append(names, w.Name)
+		}
+	}
+	return names
 }
 
 func runIngest(ctx context.Context, cfg *config.Config, o ingestOptions, logger *slog.Logger) error {
@@ -108,7 +132,7 @@ func runIngest(ctx context.Context, cfg *config.Config, o ingestOptions, logger 
 	defer rdb.Close()
 	workspaces, names := ingestWorkspaces(cfg)
 	pc := producer.Config{Client: rdb, KeyPrefix: cfg.KeyPrefix, Workspace: names[0], Workspaces: names,
-		MaxRetry: cfg.Worker.MaxRetry, Logger: logger, Registerer: reg}
+		PipelinesWorkspaces: pipelinesWorkspaces(cfg), MaxRetry: cfg.Worker.MaxRetry, Logger: logger, Registerer: reg}
 	if cfg.Spool.Dir != "" {
 		pc.Spool = producer.SpoolConfig{Dir: cfg.Spool.Dir, MaxBytes: int64(cfg.Spool.MaxBytes)}
 	} else {
@@ -124,8 +148,8 @@ func runIngest(ctx context.Context, cfg *config.Config, o ingestOptions, logger 
 		// A request stops trying to make its ops durable well before the
 		// server's write deadline, so the client always gets its answer.
 		EnqueueTimeout: o.writeTimeout / 2,
-		Ready:  ingestReady(rdb, p, cfg.Spool),
-		Logger: logger, Registerer: reg,
+		Ready:          ingestReady(rdb, p, cfg.Spool),
+		Logger:         logger, Registerer: reg,
 	})
 	if err != nil {
 		_ = p.Close(context.Background())
@@ -138,6 +162,7 @@ func runIngest(ctx context.Context, cfg *config.Config, o ingestOptions, logger 
 		return fmt.Errorf("ingest: listen %s: %w", cfg.HTTPAddr, err)
 	}
 	logger.InfoContext(ctx, "ingest listening", slog.String("url", listenURL(ln.Addr())), slog.Int("workspaces", len(workspaces)),
+		slog.Int("pipelines_workspaces", len(pc.PipelinesWorkspaces)),
 		slog.String("redis", cfg.Redis.String()), slog.Bool("spool", cfg.Spool.Dir != ""))
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()

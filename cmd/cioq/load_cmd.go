@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -21,6 +22,8 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/cioq/cioq/cdp"
+	cdpfake "github.com/cioq/cioq/cdp/fake"
 	"github.com/cioq/cioq/internal/config"
 	"github.com/cioq/cioq/producer"
 	"github.com/cioq/cioq/ratelimit"
@@ -47,10 +50,15 @@ type loadOptions struct {
 	// workspaces spreads the ops over these workspaces by person
 	// (producer.HashRouter); empty means the first configured workspace.
 	workspaces []string
+	// api is the API the ops go to: "track" (v2 ops) or "pipelines"
+	// (Pipelines calls).
+	api string
 }
 
 // loadSummary is what `cioq load` reports.
 type loadSummary struct {
+	// API is the API the ops went to: track or pipelines.
+	API             string  `json:"api"`
 	Ops             int     `json:"ops"`
 	Bulk            bool    `json:"bulk,omitempty"`
 	Enqueued        int64   `json:"enqueued"`
@@ -100,7 +108,11 @@ func newLoadCmd(g *globals) *cobra.Command {
 attributes each) through the producer into the configured Redis, at --rate ops/s
 (0: as fast as possible), waits for the queues to drain, and prints a summary:
 enqueue rate and p50/p99, delivered ops/s, requests, ops per request, 429s, lost
-and duplicates.
+and duplicates. --api pipelines makes them Pipelines API calls (identify and
+track calls, each with a messageId), delivered to the Pipelines API (/v1/batch):
+with --fake to the fake Pipelines API, else to the configured workspaces'
+Pipelines API (cdp_api_key), counted with --fake-url from the ledger of
+cioq fakecio's fake Pipelines API.
 
 With --fake it runs the fake Track API and --workers workers in this process at a
 --budget req/s workspace budget. Without it, run workers yourself (cioq worker)
@@ -120,6 +132,9 @@ workers (cioq worker) must serve every workspace listed.`,
 			}
 			if o.ops <= 0 || o.identify < 0 || o.identify > 1 || o.size < 0 || o.concurrency < 1 {
 				return usageError(errors.New("--ops and --concurrency must be positive, --identify in [0,1], --size ≥ 0"))
+			}
+			if o.api != "track" && o.api != "pipelines" {
+				return usageError(fmt.Errorf("--api %q: want track or pipelines", o.api))
 			}
 			var progress io.Writer
 			if f, ok := cmd.ErrOrStderr().(*os.File); ok && term.IsTerminal(int(f.Fd())) && !o.asJSON {
@@ -150,33 +165,86 @@ workers (cioq worker) must serve every workspace listed.`,
 	f.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up when not drained by then")
 	f.BoolVar(&o.asJSON, "json", false, "print the summary as JSON")
 	f.StringSliceVar(&o.workspaces, "workspaces", nil, "spread ops over these workspaces by person hash (default: the first configured workspace)")
+	f.StringVar(&o.api, "api", "track", "the API of the ops: track (v2 ops) or pipelines (Pipelines calls)")
 	return cmd
 }
 
-// ledgerSource reads the fake's ledger.
-type ledgerSource func(ctx context.Context) (fake.Ledger, error)
+// loadLedger is what load reads from a fake's ledger, the fake Track API's
+// or the fake Pipelines API's: ops are calls for the latter.
+type loadLedger struct {
+	Unique, Duplicates, Requests, Accepted, OpsAccepted, RateLimited int64
+	MaxRequestsPerSecond                                             int
+	// PerWorkspace is by the fake's workspace key: the site id at the fake
+	// Track API, the workspace name at the fake Pipelines API.
+	PerWorkspace map[string]loadLedger
+}
 
-func httpLedger(url string) ledgerSource {
-	return func(ctx context.Context) (fake.Ledger, error) {
-		var l fake.Ledger
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(url, "/")+"/_fake/ledger", nil)
+func fromTrackLedger(l fake.WorkspaceLedger) loadLedger {
+	return loadLedger{Unique: l.UniqueOps, Duplicates: l.DuplicateOps, Requests: l.Requests, Accepted: l.Accepted,
+		OpsAccepted: l.OpsAccepted, RateLimited: l.RateLimited, MaxRequestsPerSecond: l.MaxRequestsPerSecond}
+}
+
+func fromCDPLedger(l cdpfake.WorkspaceLedger) loadLedger {
+	return loadLedger{Unique: l.UniqueCalls, Duplicates: l.DuplicateCalls, Requests: l.Requests, Accepted: l.Accepted,
+		OpsAccepted: l.CallsAccepted, RateLimited: l.RateLimited, MaxRequestsPerSecond: l.MaxRequestsPerSecond}
+}
+
+func trackLedger(l fake.Ledger) loadLedger {
+	out := fromTrackLedger(l.WorkspaceLedger)
+	out.PerWorkspace = map[string]loadLedger{}
+	for k, w := range l.PerWorkspace {
+		out.PerWorkspace[k] = fromTrackLedger(w)
+	}
+	return out
+}
+
+func cdpLedger(l cdpfake.Ledger) loadLedger {
+	out := fromCDPLedger(l.WorkspaceLedger)
+	out.PerWorkspace = map[string]loadLedger{}
+	for k, w := range l.PerWorkspace {
+		out.PerWorkspace[k] = fromCDPLedger(w)
+	}
+	return out
+}
+
+// ledgerSource reads the fake's ledger.
+type ledgerSource func(ctx context.Context) (loadLedger, error)
+
+// httpLedger reads the ledger of the fake at url: the fake Track API's
+// (/_fake/ledger), or for api "pipelines" the fake Pipelines API's
+// (/_fake/cdp/ledger), as cioq fakecio serves them.
+func httpLedger(url, api string) ledgerSource {
+	path := "/_fake/ledger"
+	if api == "pipelines" {
+		path = cdpfake.ControlPrefix + "ledger"
+	}
+	return func(ctx context.Context) (loadLedger, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(url, "/")+path, nil)
 		if err != nil {
-			return l, err
+			return loadLedger{}, err
 		}
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
-			return l, err
+			return loadLedger{}, err
 		}
 		defer resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
-			return l, fmt.Errorf("fake ledger: %s", resp.Status)
+			return loadLedger{}, fmt.Errorf("fake ledger: %s", resp.Status)
 		}
-		return l, json.NewDecoder(resp.Body).Decode(&l)
+		if api == "pipelines" {
+			var l cdpfake.Ledger
+			err := json.NewDecoder(resp.Body).Decode(&l)
+			return cdpLedger(l), err
+		}
+		var l fake.Ledger
+		err = json.NewDecoder(resp.Body).Decode(&l)
+		return trackLedger(l), err
 	}
 }
 
 func runLoad(ctx context.Context, cfg *config.Config, o loadOptions, progress io.Writer) (loadSummary, error) {
-	sum := loadSummary{Ops: o.ops}
+	o.api = cmp.Or(o.api, "track")
+	sum := loadSummary{API: o.api, Ops: o.ops}
 	conn, err := cfg.Redis.ConnOpt()
 	if err != nil {
 		return sum, usageError(err)
@@ -196,20 +264,27 @@ func runLoad(ctx context.Context, cfg *config.Config, o loadOptions, progress io
 		defer stop()
 		ledger = src
 	} else if o.fakeURL != "" {
-		ledger = httpLedger(o.fakeURL)
+		ledger = httpLedger(o.fakeURL, o.api)
 		for _, w := range cfg.Workspaces {
 			sites[w.Name] = w.SiteID
+			if o.api == "pipelines" {
+				sites[w.Name] = w.Name // fakecio counts Pipelines calls by workspace name
+			}
 		}
 	}
-	var before fake.Ledger
+	var before loadLedger
 	if ledger != nil {
 		if before, err = ledger(ctx); err != nil {
 			return sum, err
 		}
 	}
 	route := producer.HashRouter(names...)
+	var plWorkspaces []string // with --fake every workspace has a Pipelines key
+	if !o.fake {
+		plWorkspaces = pipelinesWorkspaces(cfg)
+	}
 	p, err := producer.New(producer.Config{Redis: conn, KeyPrefix: cfg.KeyPrefix, Workspace: names[0], Workspaces: names,
-		Route: route, MaxRetry: cfg.Worker.MaxRetry})
+		PipelinesWorkspaces: plWorkspaces, Route: route, MaxRetry: cfg.Worker.MaxRetry})
 	if err != nil {
 		return sum, usageError(err)
 	}
@@ -234,10 +309,18 @@ func runLoad(ctx context.Context, cfg *config.Config, o loadOptions, progress io
 	makeOp := func(i int) producer.Op {
 		person := fmt.Sprintf("load-%s-%d", run, i%10000)
 		attrs := map[string]any{"seq": i, "run": run, "pad": pad}
-		op := producer.Op{Op: track.Op{Action: track.ActionEvent, Name: "load_event",
-			Identifiers: &track.Identifiers{ID: person}, Attributes: attrs}}
-		if rand.Float64() < o.identify {
-			op.Op.Action, op.Op.Name = track.ActionIdentify, ""
+		identify := rand.Float64() < o.identify
+		var op producer.Op
+		switch {
+		case o.api == "pipelines" && identify:
+			op.Call = &cdp.Call{Type: cdp.TypeIdentify, UserID: person, Traits: attrs, MessageID: fmt.Sprintf("load-%s-%d", run, i)}
+		case o.api == "pipelines":
+			op.Call = &cdp.Call{Type: cdp.TypeTrack, UserID: person, Event: "load_event", Properties: attrs,
+				MessageID: fmt.Sprintf("load-%s-%d", run, i)}
+		case identify:
+			op.Op = track.Op{Action: track.ActionIdentify, Identifiers: &track.Identifiers{ID: person}, Attributes: attrs}
+		default:
+			op.Op = track.Op{Action: track.ActionEvent, Name: "load_event", Identifiers: &track.Identifiers{ID: person}, Attributes: attrs}
 		}
 		op.Workspace = route(&op)
 		return op
@@ -331,14 +414,14 @@ func runLoad(ctx context.Context, cfg *config.Config, o loadOptions, progress io
 	total := time.Since(start)
 	sum.DrainSeconds = total.Seconds()
 	sum.DeliveredRate = float64(sum.Enqueued) / total.Seconds()
-	var after fake.Ledger
+	var after loadLedger
 	if ledger != nil {
 		if after, err = ledger(ctx); err != nil {
 			return sum, err
 		}
 		sum.Ledger = true
-		sum.Delivered = after.UniqueOps - before.UniqueOps
-		sum.DuplicatesCIO = after.DuplicateOps - before.DuplicateOps
+		sum.Delivered = after.Unique - before.Unique
+		sum.DuplicatesCIO = after.Duplicates - before.Duplicates
 		sum.Requests = after.Requests - before.Requests
 		if acc := after.Accepted - before.Accepted; acc > 0 {
 			sum.OpsPerRequest = float64(after.OpsAccepted-before.OpsAccepted) / float64(acc)
@@ -359,12 +442,12 @@ func runLoad(ctx context.Context, cfg *config.Config, o loadOptions, progress io
 	return sum, nil
 }
 
-// addLedger fills w's ledger fields from the fake's counters for its site
-// id before and after the run.
-func (w *loadWorkspace) addLedger(before, after fake.WorkspaceLedger, total time.Duration) {
+// addLedger fills w's ledger fields from the fake's counters for its
+// workspace before and after the run.
+func (w *loadWorkspace) addLedger(before, after loadLedger, total time.Duration) {
 	w.Ledger = true
-	w.Delivered = after.UniqueOps - before.UniqueOps
-	w.DuplicatesCIO = after.DuplicateOps - before.DuplicateOps
+	w.Delivered = after.Unique - before.Unique
+	w.DuplicatesCIO = after.Duplicates - before.Duplicates
 	w.Lost = w.Enqueued - w.Delivered
 	w.Requests = after.Requests - before.Requests
 	if acc := after.Accepted - before.Accepted; acc > 0 {
@@ -375,32 +458,47 @@ func (w *loadWorkspace) addLedger(before, after fake.WorkspaceLedger, total time
 	w.DeliveredRate = float64(w.Delivered) / total.Seconds()
 }
 
-// startLoadFake runs the fake Track API and o.workers workers in-process,
-// serving every workspace in names, each with a site id of its own at the
-// fake (recorded in sites) and a budget of o.budget req/s.
+// startLoadFake runs the fake Track API, the fake Pipelines API and
+// o.workers workers in-process, serving every workspace in names, each with
+// a site id and a Pipelines key of its own at the fakes (sites records the
+// key of its ledger: the site id, or for --api pipelines its name) and a
+// budget of o.budget req/s.
 func startLoadFake(cfg *config.Config, conn asynq.RedisConnOpt, names []string, o loadOptions, sites map[string]string) (func(), ledgerSource, error) {
 	creds := map[string]string{}
+	cdpKeys := map[string]string{}
 	for _, ws := range names {
 		sites[ws] = "load-site-" + ws
 		creds[sites[ws]] = "load-key-" + ws
+		cdpKeys["load-cdp-key-"+ws] = ws
+		if o.api == "pipelines" {
+			sites[ws] = ws
+		}
 	}
 	srv := fake.NewServer(fake.Options{Credentials: creds, RateLimit: o.budget, RequestLog: -1})
+	cdpSrv := cdpfake.NewServer(cdpfake.Options{Keys: cdpKeys, RateLimit: o.budget, RequestLog: -1, MaxUsers: -1})
 	var workers []*worker.Worker
 	stop := func() {
 		for _, w := range workers {
 			w.Shutdown()
 		}
 		srv.Close()
+		cdpSrv.Close()
 	}
 	for range o.workers {
 		var wss []worker.Workspace
 		for _, ws := range names {
-			client, err := track.NewClient(track.Config{SiteID: sites[ws], APIKey: creds[sites[ws]], BaseURL: srv.URL})
+			site := "load-site-" + ws
+			client, err := track.NewClient(track.Config{SiteID: site, APIKey: creds[site], BaseURL: srv.URL})
 			if err != nil {
 				stop()
 				return nil, nil, err
 			}
-			wss = append(wss, worker.Workspace{Name: ws, Sender: client, Limit: ratelimit.Limit{Rate: o.budget}})
+			pl, err := cdp.NewClient(cdp.Config{APIKey: "load-cdp-key-" + ws, BaseURL: cdpSrv.URL})
+			if err != nil {
+				stop()
+				return nil, nil, err
+			}
+			wss = append(wss, worker.Workspace{Name: ws, Sender: client, Pipelines: pl, Limit: ratelimit.Limit{Rate: o.budget}})
 		}
 		rdb, err := cfg.Redis.UniversalClient()
 		if err != nil {
@@ -421,7 +519,10 @@ func startLoadFake(cfg *config.Config, conn asynq.RedisConnOpt, names []string, 
 		}
 		workers = append(workers, w)
 	}
-	return stop, func(context.Context) (fake.Ledger, error) { return srv.Ledger(), nil }, nil
+	if o.api == "pipelines" {
+		return stop, func(context.Context) (loadLedger, error) { return cdpLedger(cdpSrv.Ledger()), nil }, nil
+	}
+	return stop, func(context.Context) (loadLedger, error) { return trackLedger(srv.Ledger()), nil }, nil
 }
 
 func printLoadSummary(w io.Writer, s loadSummary, asJSON bool) {
@@ -429,7 +530,7 @@ func printLoadSummary(w io.Writer, s loadSummary, asJSON bool) {
 		_ = writeJSONOut(w, s)
 		return
 	}
-	fmt.Fprintf(w, "ops %d: enqueued %d, duplicates %d\n", s.Ops, s.Enqueued, s.Duplicates)
+	fmt.Fprintf(w, "ops %d (%s API): enqueued %d, duplicates %d\n", s.Ops, cmp.Or(s.API, "track"), s.Enqueued, s.Duplicates)
 	if s.Bulk {
 		fmt.Fprintf(w, "enqueue (bulk): %.0f ops/s\n", s.EnqueueRate)
 	} else {

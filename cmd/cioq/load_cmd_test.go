@@ -55,3 +55,36 @@ func TestLoadAcrossWorkspaces(t *testing.T) {
 		require.Equal(t, exitUsage, r.code, r.stdout+r.stderr)
 	})
 }
+
+func TestLoadPipelines(t *testing.T) {
+	t.Parallel()
+
+	t.Run("DeliversEveryCallOnceToTheFakePipelinesAPI", func(t *testing.T) {
+		t.Parallel()
+		db := redistest.New(t)
+		r := run(t, nil, "load", "--fake", "--api", "pipelines", "--ops", "1200", "--json", "--workspaces", "p1,p2", "--redis", db.URL())
+		require.Equal(t, exitOK, r.code, r.stderr)
+		var s loadSummary
+		require.NoError(t, json.Unmarshal([]byte(r.stdout), &s), r.stdout)
+		require.Equal(t, "pipelines", s.API)
+		require.EqualValues(t, 1200, s.Enqueued)
+		require.True(t, s.Ledger)
+		require.EqualValues(t, 1200, s.Delivered, "counted at the fake Pipelines API")
+		require.Zero(t, s.Lost)
+		require.Zero(t, s.DuplicatesCIO)
+		require.Positive(t, s.Requests)
+		require.Greater(t, s.OpsPerRequest, 1.0, "calls are batched")
+		require.Len(t, s.Workspaces, 2)
+		for _, w := range s.Workspaces {
+			require.True(t, w.Ledger, w.Name)
+			require.Equal(t, w.Enqueued, w.Delivered, w.Name)
+		}
+	})
+
+	t.Run("RefusesAnUnknownAPI", func(t *testing.T) {
+		t.Parallel()
+		db := redistest.New(t)
+		r := run(t, nil, "load", "--fake", "--api", "cdp", "--ops", "10", "--redis", db.URL())
+		require.Equal(t, exitUsage, r.code, r.stdout+r.stderr)
+	})
+}

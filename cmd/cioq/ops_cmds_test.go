@@ -163,6 +163,7 @@ func TestDemo(t *testing.T) {
 	require.Equal(t, exitOK, r.code, r.stdout+r.stderr)
 	require.Contains(t, r.stdout, "nothing lost, nothing duplicated")
 	require.Regexp(t, `lost\s+0`, r.stdout)
+	require.Regexp(t, `delivered \(unique at Customer\.io\)\s+[1-9]\d*\s+[1-9]\d*`, r.stdout, "both APIs receive ops")
 }
 
 func TestLoadBulkWithInProcessFake(t *testing.T) {

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 
+	"github.com/cioq/cioq/cdp"
 	"github.com/cioq/cioq/internal/config"
 	"github.com/cioq/cioq/ratelimit"
 	"github.com/cioq/cioq/track"
@@ -33,8 +34,10 @@ func newWorkerCmd(g *globals) *cobra.Command {
 		Short: "Deliver queued operations to Customer.io",
 		Long: `worker dequeues operations from Redis and delivers them to the Customer.io Track
 API in v2 batches, through the workspace's shared rate limit, circuit breaker and
-done-markers. SIGTERM stops it gracefully: in-flight batches finish or go back to
-the queue.
+done-markers; Pipelines API calls of a workspace with a cdp_api_key
+(CUSTOMERIO_CDP_API_KEY) go to its Pipelines API (/v1/batch) the same way, in
+requests of their own. SIGTERM stops it gracefully: in-flight batches finish or go
+back to the queue.
 
 On --addr (CIOQ_HTTP_ADDR) it serves /healthz, /readyz, /health/customerio and
 /metrics to anyone. The admin paths show personal data and Redis internals:
@@ -109,12 +112,25 @@ func workerConfig(cfg *config.Config, logger *slog.Logger, reg prometheus.Regist
 		if ws.Batch != nil {
 			b = *ws.Batch
 		}
-		wc.Workspaces = append(wc.Workspaces, worker.Workspace{
+		w := worker.Workspace{
 			Name: ws.Name, Sender: client,
 			Limit:  ratelimit.Limit{Rate: ws.RateLimit, Burst: ws.RateBurst, CriticalShare: ws.CriticalShare},
 			Batch:  worker.BatchConfig{MaxOps: b.MaxOps, MaxBytes: b.MaxBytes, MaxWait: b.MaxWait},
 			Weight: ws.Weight,
-		})
+		}
+		if ws.CDPAPIKey != "" {
+			pl, err := cdp.NewClient(cdp.Config{APIKey: ws.CDPAPIKey.Reveal(), Region: region, BaseURL: ws.CDPURL,
+				Timeout: cfg.Worker.RequestTimeout, Logger: logger})
+			if err != nil {
+				_ = rdb.Close()
+				return worker.Config{}, nil, fmt.Errorf("workspace %q: pipelines: %w", ws.Name, err)
+			}
+			w.Pipelines = pl
+			if ws.CDPRateLimit > 0 {
+				w.PipelinesLimit = ratelimit.Limit{Rate: ws.CDPRateLimit, CriticalShare: ws.CriticalShare}
+			}
+		}
+		wc.Workspaces = append(wc.Workspaces, w)
 	}
 	return wc, func() { _ = rdb.Close() }, nil
 }

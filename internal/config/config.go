@@ -27,6 +27,10 @@ const (
 	TrackURLUS = "https://track.customer.io"
 	// TrackURLEU is the Track API base URL of the EU region.
 	TrackURLEU = "https://track-eu.customer.io"
+	// CDPURLUS is the Pipelines API base URL of the US region.
+	CDPURLUS = "https://cdp.customer.io"
+	// CDPURLEU is the Pipelines API base URL of the EU region.
+	CDPURLEU = "https://cdp-eu.customer.io"
 	// DefaultRateLimit is a workspace's request budget in requests/s, shared
 	// by every replica (Customer.io's fair use is 100/s).
 	DefaultRateLimit = 80.0
@@ -190,6 +194,24 @@ type Workspace struct {
 	// "/api/v2" is stripped. Env CUSTOMERIO_TRACK_URL. Empty means the
 	// region's URL (TrackURLUS or TrackURLEU).
 	TrackURL string `mapstructure:"track_url" yaml:"track_url" redact:"url"`
+	// CDPAPIKey is the workspace's Pipelines API key: `cioq ingest`
+	// authenticates Pipelines calls by it (the Basic-auth user name) and the
+	// worker sends them with it. Env CUSTOMERIO_CDP_API_KEY. Empty means the
+	// workspace takes no Pipelines calls. It prints as "REDACTED".
+	CDPAPIKey Secret `mapstructure:"cdp_api_key" yaml:"cdp_api_key,omitempty"`
+	// CDPAPIKeyEnv names an env var that holds the Pipelines API key, used
+	// only when CDPAPIKey is empty. File only.
+	CDPAPIKeyEnv string `mapstructure:"cdp_api_key_env" yaml:"cdp_api_key_env,omitempty"`
+	// CDPURL is the Pipelines API base URL; a trailing "/" or "/v1" is
+	// stripped. Env CUSTOMERIO_CDP_URL. Empty means the region's URL
+	// (CDPURLUS or CDPURLEU).
+	CDPURL string `mapstructure:"cdp_url" yaml:"cdp_url" redact:"url"`
+	// CDPRateLimit gives the workspace's Pipelines requests a budget of
+	// their own, in requests/s across all replicas. Env CIOQ_CDP_RATE_LIMIT.
+	// Zero, the default, means Track and Pipelines requests share RateLimit:
+	// Customer.io documents one soft limit for both APIs
+	// (docs/pipelines.md, "Rate limit").
+	CDPRateLimit float64 `mapstructure:"cdp_rate_limit" yaml:"cdp_rate_limit,omitempty"`
 	// RateLimit is the request budget in requests/s across all replicas.
 	// Env CIOQ_RATE_LIMIT. Zero means DefaultRateLimit (80).
 	RateLimit float64 `mapstructure:"rate_limit" yaml:"rate_limit"`
@@ -370,6 +392,15 @@ func (ws Workspace) withDefaults(global Batch) Workspace {
 			ws.TrackURL = TrackURLEU
 		}
 	}
+	ws.CDPURL = NormalizeCDPURL(ws.CDPURL)
+	if ws.CDPURL == "" {
+		switch ws.Region {
+		case RegionUS:
+			ws.CDPURL = CDPURLUS
+		case RegionEU:
+			ws.CDPURL = CDPURLEU
+		}
+	}
 	ws.RateLimit = cmp.Or(ws.RateLimit, DefaultRateLimit)
 	ws.CriticalShare = cmp.Or(ws.CriticalShare, DefaultCriticalShare)
 	ws.Weight = cmp.Or(ws.Weight, 1)
@@ -381,6 +412,14 @@ func (ws Workspace) withDefaults(global Batch) Workspace {
 	}
 	ws.Batch = &b
 	return ws
+}
+
+// NormalizeCDPURL trims spaces and strips trailing "/" and a "/v1" from a
+// Pipelines API base URL (Customer.io writes it both ways), so
+// "https://cdp.customer.io/v1/" becomes "https://cdp.customer.io".
+func NormalizeCDPURL(u string) string {
+	u = strings.TrimRight(strings.TrimSpace(u), "/")
+	return strings.TrimRight(strings.TrimSuffix(u, "/v1"), "/")
 }
 
 // NormalizeTrackURL trims spaces and strips a trailing "/", "/api/v1" or

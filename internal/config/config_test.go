@@ -38,7 +38,7 @@ func TestWithDefaults_FillsEveryZeroField(t *testing.T) {
 		KeyPrefix: DefaultKeyPrefix,
 		HTTPAddr:  DefaultHTTPAddr,
 		Workspaces: []Workspace{{
-			Name: "w", SiteID: "s", APIKey: "k", Region: RegionUS, TrackURL: TrackURLUS,
+			Name: "w", SiteID: "s", APIKey: "k", Region: RegionUS, TrackURL: TrackURLUS, CDPURL: CDPURLUS,
 			RateLimit: DefaultRateLimit, CriticalShare: DefaultCriticalShare, Weight: 1,
 			Batch: &Batch{MaxOps: 10, MaxBytes: DefaultBatchMaxBytes, MaxWait: DefaultBatchMaxWait},
 		}},

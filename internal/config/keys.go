@@ -77,6 +77,13 @@ const (
 	EnvRateBurst = "CIOQ_RATE_BURST"
 	// EnvCriticalShare sets Workspace.CriticalShare.
 	EnvCriticalShare = "CIOQ_CRITICAL_SHARE"
+	// EnvCDPAPIKey sets Workspace.CDPAPIKey, the Pipelines API key.
+	EnvCDPAPIKey = "CUSTOMERIO_CDP_API_KEY"
+	// EnvCDPURL sets Workspace.CDPURL.
+	EnvCDPURL = "CUSTOMERIO_CDP_URL"
+	// EnvCDPRateLimit sets Workspace.CDPRateLimit (requests/s; 0: share
+	// the Track budget).
+	EnvCDPRateLimit = "CIOQ_CDP_RATE_LIMIT"
 	// EnvConfigFile names the YAML config file when --config is not given.
 	EnvConfigFile = "CIOQ_CONFIG"
 )

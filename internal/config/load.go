@@ -53,6 +53,10 @@ type fileWorkspace struct {
 	APIKeyEnv     string   `mapstructure:"api_key_env"`
 	Region        string   `mapstructure:"region"`
 	TrackURL      string   `mapstructure:"track_url"`
+	CDPAPIKey     string   `mapstructure:"cdp_api_key"`
+	CDPAPIKeyEnv  string   `mapstructure:"cdp_api_key_env"`
+	CDPURL        string   `mapstructure:"cdp_url"`
+	CDPRateLimit  *float64 `mapstructure:"cdp_rate_limit"`
 	RateLimit     *float64 `mapstructure:"rate_limit"`
 	RateBurst     *int     `mapstructure:"rate_burst"`
 	CriticalShare *float64 `mapstructure:"critical_share"`
@@ -184,6 +188,10 @@ func (fw fileWorkspace) workspace(p *problems, i int, lookup func(string) (strin
 		Region:    fw.Region,
 		TrackURL:  fw.TrackURL,
 		Batch:     fw.Batch,
+
+		CDPAPIKey:    Secret(fw.CDPAPIKey),
+		CDPAPIKeyEnv: fw.CDPAPIKeyEnv,
+		CDPURL:       fw.CDPURL,
 	}
 	where := fmt.Sprintf("workspaces[%d] %q", i, fw.Name)
 	if fw.APIKeyEnv != "" {
@@ -192,6 +200,16 @@ func (fw fileWorkspace) workspace(p *problems, i int, lookup func(string) (strin
 		} else if s, ok := lookup(fw.APIKeyEnv); ok {
 			ws.APIKey = Secret(strings.TrimSpace(s))
 		}
+	}
+	if fw.CDPAPIKeyEnv != "" {
+		if ws.CDPAPIKey != "" {
+			p.addf("%s: set cdp_api_key or cdp_api_key_env, not both", where)
+		} else if s, ok := lookup(fw.CDPAPIKeyEnv); ok {
+			ws.CDPAPIKey = Secret(strings.TrimSpace(s))
+		}
+	}
+	if fw.CDPRateLimit != nil {
+		ws.CDPRateLimit = *fw.CDPRateLimit // checked with the workspace (validate.go)
 	}
 	if fw.RateLimit != nil {
 		if *fw.RateLimit <= 0 {
@@ -224,11 +242,22 @@ func envWorkspace(p *problems, lookup func(string) (string, bool)) Workspace {
 		return strings.TrimSpace(s)
 	}
 	ws := Workspace{
-		Name:     DefaultWorkspaceName,
-		SiteID:   get(EnvSiteID),
-		APIKey:   Secret(get(EnvAPIKey)),
-		Region:   get(EnvRegion),
-		TrackURL: get(EnvTrackURL),
+		Name:      DefaultWorkspaceName,
+		SiteID:    get(EnvSiteID),
+		APIKey:    Secret(get(EnvAPIKey)),
+		Region:    get(EnvRegion),
+		TrackURL:  get(EnvTrackURL),
+		CDPAPIKey: Secret(get(EnvCDPAPIKey)),
+		CDPURL:    get(EnvCDPURL),
+	}
+	if s, ok := lookup(EnvCDPRateLimit); ok {
+		if f, err := parseAs(0.0, s); err != nil {
+			p.addf("%s=%q: %v", EnvCDPRateLimit, s, err)
+		} else if f.(float64) < 0 {
+			p.addf("%s=%q: must be >= 0 requests/s (0 or unset: share %s)", EnvCDPRateLimit, s, EnvRateLimit)
+		} else {
+			ws.CDPRateLimit = f.(float64)
+		}
 	}
 	if s, ok := lookup(EnvRateLimit); ok {
 		if f, err := parseAs(0.0, s); err != nil {

@@ -152,6 +152,9 @@ func TestLoad_SeedEnvWorkspace(t *testing.T) {
 		"CIOQ_RATE_LIMIT", "12.5",
 		"CIOQ_RATE_BURST", "4",
 		"CIOQ_CRITICAL_SHARE", "0.3",
+		"CUSTOMERIO_CDP_API_KEY", "cdp-s3cr3t",
+		"CUSTOMERIO_CDP_URL", "http://127.0.0.1:9000/v1/",
+		"CIOQ_CDP_RATE_LIMIT", "30",
 	)})
 	require.NoError(t, err)
 	require.True(t, cfg.EnvWorkspace)
@@ -161,6 +164,9 @@ func TestLoad_SeedEnvWorkspace(t *testing.T) {
 		APIKey:        "key-s3cr3t",
 		Region:        "eu",
 		TrackURL:      "http://127.0.0.1:9000",
+		CDPAPIKey:     "cdp-s3cr3t",
+		CDPURL:        "http://127.0.0.1:9000",
+		CDPRateLimit:  30,
 		RateLimit:     12.5,
 		RateBurst:     4,
 		CriticalShare: 0.3,
@@ -179,6 +185,9 @@ func TestLoad_EnvWorkspaceDefaults(t *testing.T) {
 	ws := cfg.Workspaces[0]
 	require.Equal(t, RegionUS, ws.Region)
 	require.Equal(t, TrackURLUS, ws.TrackURL)
+	require.Equal(t, CDPURLUS, ws.CDPURL)
+	require.Empty(t, ws.CDPAPIKey, "no Pipelines calls unless a key is set")
+	require.Zero(t, ws.CDPRateLimit, "Pipelines requests share the Track budget")
 	require.Equal(t, DefaultRateLimit, ws.RateLimit)
 	require.Zero(t, ws.RateBurst)
 	require.Equal(t, DefaultCriticalShare, ws.CriticalShare)
@@ -186,6 +195,7 @@ func TestLoad_EnvWorkspaceDefaults(t *testing.T) {
 	cfg, err = Load(LoadOptions{Env: withCreds(EnvRegion, "eu")})
 	require.NoError(t, err)
 	require.Equal(t, TrackURLEU, cfg.Workspaces[0].TrackURL)
+	require.Equal(t, CDPURLEU, cfg.Workspaces[0].CDPURL)
 }
 
 func TestLoad_FileWorkspaces(t *testing.T) {
@@ -197,9 +207,13 @@ workspaces:
   - name: us-shop
     site_id: s1
     api_key: k1-s3cr3t
+    cdp_api_key: c1-s3cr3t
+    cdp_url: http://127.0.0.1:8081/v1
   - name: eu-shop
     site_id: s2
     api_key_env: EU_SHOP_KEY
+    cdp_api_key_env: EU_SHOP_CDP_KEY
+    cdp_rate_limit: 25
     region: eu
     rate_limit: 40
     rate_burst: 10
@@ -209,14 +223,16 @@ workspaces:
       max_wait: 200ms
 `)
 	// The CUSTOMERIO_* vars are ignored once the file lists workspaces.
-	cfg, err := Load(LoadOptions{File: file, Env: testEnv("EU_SHOP_KEY", "k2-s3cr3t", EnvSiteID, "ignored")})
+	cfg, err := Load(LoadOptions{File: file, Env: testEnv("EU_SHOP_KEY", "k2-s3cr3t", "EU_SHOP_CDP_KEY", "c2-s3cr3t", EnvSiteID, "ignored")})
 	require.NoError(t, err)
 	require.False(t, cfg.EnvWorkspace)
 	global := Batch{MaxOps: 200, MaxBytes: DefaultBatchMaxBytes, MaxWait: DefaultBatchMaxWait}
 	want := []Workspace{
 		{Name: "us-shop", SiteID: "s1", APIKey: "k1-s3cr3t", Region: "us", TrackURL: TrackURLUS,
+			CDPAPIKey: "c1-s3cr3t", CDPURL: "http://127.0.0.1:8081",
 			RateLimit: DefaultRateLimit, CriticalShare: DefaultCriticalShare, Weight: 1, Batch: &global},
 		{Name: "eu-shop", SiteID: "s2", APIKey: "k2-s3cr3t", APIKeyEnv: "EU_SHOP_KEY", Region: "eu", TrackURL: TrackURLEU,
+			CDPAPIKey: "c2-s3cr3t", CDPAPIKeyEnv: "EU_SHOP_CDP_KEY", CDPURL: CDPURLEU, CDPRateLimit: 25,
 			RateLimit: 40, RateBurst: 10, CriticalShare: 0.5, Weight: 3,
 			Batch: &Batch{MaxOps: 200, MaxBytes: DefaultBatchMaxBytes, MaxWait: 200 * time.Millisecond}},
 	}
@@ -462,7 +478,8 @@ func TestDocs_ListEveryEnvVarAndKey(t *testing.T) {
 			require.Contains(t, string(doc), "`--"+k.flag+"`", "docs/configuration.md misses flag --%s", k.flag)
 		}
 	}
-	for _, e := range []string{EnvSiteID, EnvAPIKey, EnvRegion, EnvTrackURL, EnvRateLimit, EnvRateBurst, EnvCriticalShare, EnvConfigFile} {
+	for _, e := range []string{EnvSiteID, EnvAPIKey, EnvRegion, EnvTrackURL, EnvRateLimit, EnvRateBurst, EnvCriticalShare, EnvConfigFile,
+		EnvCDPAPIKey, EnvCDPURL, EnvCDPRateLimit} {
 		require.Contains(t, string(doc), "`"+e+"`", "docs/configuration.md misses env var %s", e)
 	}
 }
@@ -475,7 +492,7 @@ func TestDocs_ExampleFileIsValid(t *testing.T) {
 	require.True(t, ok)
 	example, _, ok := strings.Cut(rest, "```")
 	require.True(t, ok)
-	cfg, err := Load(LoadOptions{File: writeFile(t, example), Env: testEnv("CIO_US_MAIN_KEY", "k1", "CIO_EU_SHOP_KEY", "k2")})
+	cfg, err := Load(LoadOptions{File: writeFile(t, example), Env: testEnv("CIO_US_MAIN_KEY", "k1", "CIO_EU_SHOP_KEY", "k2", "CIO_EU_SHOP_CDP_KEY", "c2")})
 	require.NoError(t, err)
 	require.Len(t, cfg.Workspaces, 2)
 	require.Equal(t, 100*time.Millisecond, cfg.Workspaces[1].Batch.MaxWait)

@@ -123,6 +123,7 @@ func (c *Config) checkWorkspaces(p *problems, requireCredentials bool) {
 		return
 	}
 	seen := map[string]bool{}
+	cdpKeys := map[Secret]string{} // Pipelines API key -> workspace: ingest finds the workspace by its key
 	for i, ws := range c.Workspaces {
 		where := fmt.Sprintf("workspaces[%d] %q", i, ws.Name)
 		siteHint, keyHint := "set workspaces[].site_id", "set workspaces[].api_key or api_key_env"
@@ -155,6 +156,22 @@ func (c *Config) checkWorkspaces(p *problems, requireCredentials bool) {
 			// No URL because the region is unknown: reported above.
 		} else if u, err := url.Parse(ws.TrackURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
 			p.addf("%s: track_url %s: want an http(s) base URL without credentials (CUSTOMERIO_TRACK_URL)", where, RedactURL(ws.TrackURL))
+		}
+		if ws.CDPAPIKey != "" {
+			if other, dup := cdpKeys[ws.CDPAPIKey]; dup {
+				p.addf("%s: cdp_api_key is also the key of workspace %q: each workspace needs its own Pipelines API key", where, other)
+			}
+			cdpKeys[ws.CDPAPIKey] = ws.Name
+		} else if ws.CDPAPIKeyEnv != "" && requireCredentials {
+			p.addf("%s: Pipelines API key is missing: env var %s (named by cdp_api_key_env) is not set", where, ws.CDPAPIKeyEnv)
+		}
+		if ws.CDPURL == "" && ws.Region != RegionUS && ws.Region != RegionEU {
+			// No URL because the region is unknown: reported above.
+		} else if u, err := url.Parse(ws.CDPURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+			p.addf("%s: cdp_url %s: want an http(s) base URL without credentials (CUSTOMERIO_CDP_URL)", where, RedactURL(ws.CDPURL))
+		}
+		if ws.CDPRateLimit < 0 {
+			p.addf("%s: cdp_rate_limit %g: must be >= 0 requests/s (CIOQ_CDP_RATE_LIMIT; 0: share rate_limit)", where, ws.CDPRateLimit)
 		}
 		if ws.RateLimit <= 0 {
 			p.addf("%s: rate_limit %g: must be > 0 requests/s (CIOQ_RATE_LIMIT)", where, ws.RateLimit)

@@ -48,19 +48,19 @@ const (
 
 // Worker holds the worker's metrics.
 type Worker struct {
-	Ops             *prometheus.CounterVec   // workspace, action, outcome
-	Requests        *prometheus.CounterVec   // workspace, status ("200", "429", "error" for transport)
+	Ops             *prometheus.CounterVec   // workspace, api, action, outcome
+	Requests        *prometheus.CounterVec   // workspace, api, status ("200", "429", "error" for transport)
 	RequestDuration *prometheus.HistogramVec // workspace
 	BatchSize       *prometheus.HistogramVec // workspace, lane
 	BatchBytes      *prometheus.HistogramVec // workspace
 	LimiterDelays   *prometheus.CounterVec   // workspace, lane
 	CoolDowns       *prometheus.CounterVec   // workspace
-	BreakerState    *prometheus.GaugeVec     // workspace (0 closed, 1 half-open, 2 open)
+	BreakerState    *prometheus.GaugeVec     // workspace, api (0 closed, 1 half-open, 2 open)
 	DedupeSkips     *prometheus.CounterVec   // workspace
 	TombstoneDrops  *prometheus.CounterVec   // workspace
 	DeadLetters     *prometheus.CounterVec   // workspace, reason class
 	DeadLetterDepth *prometheus.GaugeVec     // workspace: ops held in the dead-letter store
-	Unauthorized    *prometheus.GaugeVec     // workspace (1 while paused for 401/403)
+	Unauthorized    *prometheus.GaugeVec     // workspace, api (1 while paused for 401/403)
 	InFlight        *prometheus.GaugeVec     // workspace
 	Deferred        *prometheus.CounterVec   // workspace, reason
 	Latency         *prometheus.HistogramVec // workspace, lane: enqueue → accepted
@@ -72,11 +72,11 @@ type Worker struct {
 func NewWorker(reg prometheus.Registerer) *Worker {
 	m := &Worker{
 		Ops: prometheus.NewCounterVec(prometheus.CounterOpts{Name: NameOps,
-			Help: "Operations handled by the worker, by workspace, action and outcome."},
-			[]string{"workspace", "action", "outcome"}),
+			Help: "Operations handled by the worker, by workspace, API (track or pipelines), action and outcome."},
+			[]string{"workspace", "api", "action", "outcome"}),
 		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: NameRequests,
-			Help: "HTTP requests to the Track API, by workspace and status (\"error\" when no answer)."},
-			[]string{"workspace", "status"}),
+			Help: "HTTP requests to Customer.io, by workspace, API (track or pipelines) and status (\"error\" when no answer)."},
+			[]string{"workspace", "api", "status"}),
 		RequestDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: NameRequestDuration,
 			Help:    "Duration of Track API requests.",
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}},
@@ -96,8 +96,8 @@ func NewWorker(reg prometheus.Registerer) *Worker {
 			Help: "429 answers that set a shared cool-down."},
 			[]string{"workspace"}),
 		BreakerState: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: NameBreakerState,
-			Help: "Circuit breaker state per workspace: 0 closed, 1 half-open, 2 open."},
-			[]string{"workspace"}),
+			Help: "Circuit breaker state per workspace and API: 0 closed, 1 half-open, 2 open."},
+			[]string{"workspace", "api"}),
 		DedupeSkips: prometheus.NewCounterVec(prometheus.CounterOpts{Name: NameDedupeSkips,
 			Help: "Operations skipped because a done-marker showed them delivered."},
 			[]string{"workspace"}),
@@ -111,8 +111,8 @@ func NewWorker(reg prometheus.Registerer) *Worker {
 			Help: "Ops held in the dead-letter store per workspace (bounded by dlq.max_entries; the oldest are trimmed beyond it)."},
 			[]string{"workspace"}),
 		Unauthorized: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: NameWorkspacePaused,
-			Help: "1 while a workspace is paused because Customer.io answered 401/403."},
-			[]string{"workspace"}),
+			Help: "1 while a workspace's sends to an API are paused because Customer.io answered 401/403."},
+			[]string{"workspace", "api"}),
 		InFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: NameInFlightOps,
 			Help: "Operations held by this worker's batchers (waiting or being sent)."},
 			[]string{"workspace"}),
@@ -154,7 +154,7 @@ const (
 type Ingest struct {
 	Requests        *prometheus.CounterVec   // path (route pattern), status
 	RequestDuration *prometheus.HistogramVec // path
-	Ops             *prometheus.CounterVec   // workspace, action, outcome
+	Ops             *prometheus.CounterVec   // workspace, api, action, outcome
 	InFlight        *prometheus.GaugeVec     // workspace
 }
 
@@ -163,15 +163,15 @@ type Ingest struct {
 func NewIngest(reg prometheus.Registerer) *Ingest {
 	m := &Ingest{
 		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: NameIngestRequests,
-			Help: "Track API requests answered by ingest, by route pattern and status."},
+			Help: "Track and Pipelines API requests answered by ingest, by route pattern and status."},
 			[]string{"path", "status"}),
 		RequestDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: NameIngestRequestDuration,
 			Help:    "Time from request to answer in ingest (the answer comes once every op is durable).",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}},
 			[]string{"path"}),
 		Ops: prometheus.NewCounterVec(prometheus.CounterOpts{Name: NameIngestOps,
-			Help: "Operations received by ingest, by workspace, action and outcome."},
-			[]string{"workspace", "action", "outcome"}),
+			Help: "Operations received by ingest, by workspace, API (track or pipelines), action and outcome."},
+			[]string{"workspace", "api", "action", "outcome"}),
 		InFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: NameIngestInFlight,
 			Help: "Requests ingest is handling, by workspace."},
 			[]string{"workspace"}),

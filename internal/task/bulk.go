@@ -16,6 +16,19 @@ import (
 // in one task, delivered in one v2 batch request.
 const TypeBulk = TypePrefix + "bulk"
 
+// TypeBulkPipelines is the asynq task type of a bulk task of Pipelines API
+// ops, delivered in one /v1/batch request.
+const TypeBulkPipelines = TypePrefixPipelines + "bulk"
+
+// BulkTypeName returns the bulk task type of api: TypeBulk or
+// TypeBulkPipelines.
+func BulkTypeName(api API) string {
+	if api == APIPipelines {
+		return TypeBulkPipelines
+	}
+	return TypeBulk
+}
+
 // QueueBulk is the asynq queue (lane) of DefaultWorkspace's bulk tasks; any
 // other workspace's bulk lane is "bulk.<workspace>" (BulkQueue).
 const QueueBulk = "bulk"
@@ -53,19 +66,29 @@ const (
 //
 // Each op carries the same fields as a single-op Payload; its stamp has a
 // fixed width so the enqueue script can write it (EncodeBulkStamped gives
-// the offsets).
+// the offsets). EncodeBulk writes it for a bulk of Track API ops.
 const BulkVersion2 byte = 2
 
-// Bulk is what one bulk task carries: ops of one workspace.
+// BulkVersion3 is BulkVersion2 with the API of every op after the version
+// byte (api: 1 byte, 0 track, 1 pipelines), then the rest as BulkVersion2.
+// EncodeBulk writes it for a bulk of any API but APITrack.
+const BulkVersion3 byte = 3
+
+// Bulk is what one bulk task carries: ops of one workspace and one API
+// (one request).
 type Bulk struct {
 	// Workspace names the workspace of every op.
 	Workspace string
+	// API is the API of every op; zero is APITrack.
+	API API
 	// Ops are the ops, each a full Payload. EncodeBulk ignores their
-	// Workspace field (Bulk.Workspace is written once); DecodeBulk sets it.
+	// Workspace and API fields (Bulk's are written once); DecodeBulk sets
+	// them.
 	Ops []*Payload
 }
 
-// BodyBytes returns the size of the v2 batch body the ops of b make.
+// BodyBytes returns the size of the batch body the ops of b make (the v2
+// batch and the Pipelines /v1/batch have the same envelope).
 func (b *Bulk) BodyBytes() int {
 	n := BatchOverhead
 	for i, p := range b.Ops {
@@ -77,7 +100,8 @@ func (b *Bulk) BodyBytes() int {
 	return n
 }
 
-// EncodeBulk returns the binary form of b (see BulkVersion2).
+// EncodeBulk returns the binary form of b (BulkVersion2 for APITrack, else
+// BulkVersion3).
 func EncodeBulk(b *Bulk) []byte {
 	out, _ := EncodeBulkStamped(b)
 	return out
@@ -86,13 +110,17 @@ func EncodeBulk(b *Bulk) []byte {
 // EncodeBulkStamped returns the binary form of b and, for each op, the
 // offset of its stamp in it.
 func EncodeBulkStamped(b *Bulk) ([]byte, []int) {
-	n := 1 + lenField(len(b.Workspace)) + binary.MaxVarintLen64
+	n := 2 + lenField(len(b.Workspace)) + binary.MaxVarintLen64
 	for _, p := range b.Ops {
 		n += StampBytes + 5*binary.MaxVarintLen64 + len(p.OpID) + len(p.Action) + len(p.Person) + len(p.Op)
 	}
 	out := make([]byte, 0, n)
 	stamps := make([]int, len(b.Ops))
-	out = append(out, BulkVersion2)
+	if b.API == APITrack {
+		out = append(out, BulkVersion2)
+	} else {
+		out = append(out, BulkVersion3, byte(b.API))
+	}
 	out = appendString(out, b.Workspace)
 	out = binary.AppendUvarint(out, uint64(len(b.Ops)))
 	for i, p := range b.Ops {
@@ -109,18 +137,28 @@ func EncodeBulkStamped(b *Bulk) ([]byte, []int) {
 }
 
 // DecodeBulk reads a bulk payload written by EncodeBulk. Anything malformed
-// (truncated, unknown version, lengths past the end, trailing bytes, no
-// workspace, no ops or more than MaxBulkOps, an op without id, action or
+// (truncated, unknown version or API, lengths past the end, trailing bytes,
+// no workspace, no ops or more than MaxBulkOps, an op without id, action or
 // op JSON, an unknown action) returns a *CorruptError matching ErrCorrupt;
 // DecodeBulk never panics. The ops' Op fields alias b.
 func DecodeBulk(b []byte) (*Bulk, error) {
 	if len(b) == 0 {
 		return nil, &CorruptError{Offset: 0, Reason: "empty"}
 	}
-	if b[0] != BulkVersion2 {
+	if b[0] != BulkVersion2 && b[0] != BulkVersion3 {
 		return nil, &CorruptError{Offset: 0, Reason: "unknown bulk version " + strconv.Itoa(int(b[0]))}
 	}
-	start, end, err := field(b, 1)
+	api, wsAt := APITrack, 1
+	if b[0] == BulkVersion3 {
+		if len(b) < 2 {
+			return nil, &CorruptError{Offset: 1, Reason: "truncated api"}
+		}
+		api, wsAt = API(b[1]), 2
+		if !api.Valid() {
+			return nil, &CorruptError{Offset: 1, Reason: "unknown api " + strconv.Itoa(int(b[1]))}
+		}
+	}
+	start, end, err := field(b, wsAt)
 	if err != nil {
 		return nil, err
 	}
@@ -140,7 +178,7 @@ func DecodeBulk(b []byte) (*Bulk, error) {
 		return nil, &CorruptError{Offset: off, Reason: "op count " + strconv.FormatUint(count, 10) + " outside [1, " + strconv.Itoa(MaxBulkOps) + "]"}
 	}
 	off += n
-	out := &Bulk{Workspace: ws, Ops: make([]*Payload, 0, count)}
+	out := &Bulk{Workspace: ws, API: api, Ops: make([]*Payload, 0, count)}
 	for i := range int(count) {
 		if len(b)-off < StampBytes {
 			return nil, &CorruptError{Offset: off, Reason: "truncated enqueued_at"}
@@ -168,7 +206,7 @@ func DecodeBulk(b []byte) (*Bulk, error) {
 		if err != nil {
 			return nil, err
 		}
-		p := &Payload{Workspace: ws, OpID: s[0], Action: track.Action(s[1]), Person: s[2],
+		p := &Payload{Workspace: ws, API: api, OpID: s[0], Action: track.Action(s[1]), Person: s[2],
 			EnqueuedAt: TimeOfStamp(us), Timestamp: ts, Op: b[start:end:end]}
 		off = end
 		switch {
@@ -215,7 +253,7 @@ func BulkTaskID(workspace string, opIDs []string) string {
 	return workspace + ":bulk-" + hex.EncodeToString(h.Sum(nil)[:16])
 }
 
-// NewBulkTask returns the asynq task for b: type TypeBulk, payload
+// NewBulkTask returns the asynq task for b: type BulkTypeName(b.API), payload
 // EncodeBulk(b), and the options Queue(BulkQueue(b.Workspace)) and
 // TaskID(BulkTaskID(...)) ahead of opts.
 func NewBulkTask(b *Bulk, opts ...asynq.Option) *asynq.Task {
@@ -226,14 +264,22 @@ func NewBulkTask(b *Bulk, opts ...asynq.Option) *asynq.Task {
 	all := make([]asynq.Option, 0, 2+len(opts))
 	all = append(all, asynq.Queue(BulkQueue(b.Workspace)), asynq.TaskID(BulkTaskID(b.Workspace, ids)))
 	all = append(all, opts...)
-	return asynq.NewTask(TypeBulk, EncodeBulk(b), all...)
+	return asynq.NewTask(BulkTypeName(b.API), EncodeBulk(b), all...)
 }
 
-// BulkFromTask decodes the bulk payload of t. A task of another type or a
-// malformed payload is an error matching ErrCorrupt.
+// BulkFromTask decodes the bulk payload of t. A task of another type, a
+// payload of another API than its type names, or a malformed payload is an
+// error matching ErrCorrupt.
 func BulkFromTask(t *asynq.Task) (*Bulk, error) {
-	if t.Type() != TypeBulk {
-		return nil, &CorruptError{Offset: -1, Reason: "task type " + quote(t.Type()) + " is not " + TypeBulk}
+	if t.Type() != TypeBulk && t.Type() != TypeBulkPipelines {
+		return nil, &CorruptError{Offset: -1, Reason: "task type " + quote(t.Type()) + " is not " + TypeBulk + " or " + TypeBulkPipelines}
 	}
-	return DecodeBulk(t.Payload())
+	b, err := DecodeBulk(t.Payload())
+	if err != nil {
+		return nil, err
+	}
+	if BulkTypeName(b.API) != t.Type() {
+		return nil, &CorruptError{Offset: -1, Reason: "task type " + quote(t.Type()) + " carries ops of the " + b.API.String() + " API"}
+	}
+	return b, nil
 }

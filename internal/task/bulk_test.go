@@ -7,18 +7,24 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/hibiken/asynq"
 	"github.com/stretchr/testify/require"
 
 	"github.com/cioq/cioq/internal/task"
 	"github.com/cioq/cioq/track"
 )
 
-// sampleBulk returns a bulk of every sample payload, in workspace ws.
-func sampleBulk(ws string) *task.Bulk {
-	b := &task.Bulk{Workspace: ws}
+// sampleBulk returns a bulk of every sample payload, in workspace ws, as
+// ops of the Track API.
+func sampleBulk(ws string) *task.Bulk { return sampleBulkOf(ws, task.APITrack) }
+
+// sampleBulkOf returns a bulk of every sample payload, in workspace ws, as
+// ops of api.
+func sampleBulkOf(ws string, api task.API) *task.Bulk {
+	b := &task.Bulk{Workspace: ws, API: api}
 	for _, tt := range samplePayloads() {
 		p := tt.p
-		p.Workspace = ws
+		p.Workspace, p.API = ws, api
 		b.Ops = append(b.Ops, &p)
 	}
 	return b
@@ -32,6 +38,7 @@ func TestBulkRoundTrip(t *testing.T) {
 	}{
 		{"EverySamplePayload", sampleBulk("eu-shop")},
 		{"OneOp", &task.Bulk{Workspace: "default", Ops: sampleBulk("default").Ops[:1]}},
+		{"Pipelines", sampleBulkOf("eu-shop", task.APIPipelines)},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
@@ -42,15 +49,22 @@ func TestBulkRoundTrip(t *testing.T) {
 			}
 		})
 	}
-	t.Run("OpWorkspaceIsTheBulks", func(t *testing.T) {
+	t.Run("OpWorkspaceAndAPIAreTheBulks", func(t *testing.T) {
 		t.Parallel()
-		b := sampleBulk("w1")
-		b.Ops[0].Workspace = "something-else"
-		got, err := task.DecodeBulk(task.EncodeBulk(b))
+		b := sampleBulkOf("w1", task.APIPipelines)
+		b.Ops[0].Workspace, b.Ops[1].API = "something-else", task.APITrack
+		enc := task.EncodeBulk(b)
+		require.Equal(t, task.BulkVersion3, enc[0])
+		got, err := task.DecodeBulk(enc)
 		require.NoError(t, err)
 		for _, p := range got.Ops {
 			require.Equal(t, "w1", p.Workspace)
+			require.Equal(t, task.APIPipelines, p.API)
 		}
+	})
+	t.Run("TrackBulkKeepsVersion2", func(t *testing.T) {
+		t.Parallel()
+		require.Equal(t, task.BulkVersion2, task.EncodeBulk(sampleBulk("w1"))[0])
 	})
 }
 
@@ -101,6 +115,9 @@ func TestDecodeBulkRejectsMalformed(t *testing.T) {
 		{"UnknownAction", rawBulk(task.BulkVersion2, "w", 1, rawOp("k", "explode", "id:u", 1, `{}`))},
 		{"NoOp", rawBulk(task.BulkVersion2, "w", 1, rawOp("k", "event", "id:u", 1, ``))},
 		{"LengthPastTheEnd", rawBulk(task.BulkVersion2, "w", 1, []byte{0x7f, 'k'})},
+		{"Version3NoAPI", []byte{task.BulkVersion3}},
+		{"Version3UnknownAPI", append([]byte{task.BulkVersion3, 9}, valid[1:]...)},
+		{"Version3WithoutAPIByte", rawBulk(task.BulkVersion3, "w", 1, good)},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
@@ -145,6 +162,20 @@ func TestNewBulkTask(t *testing.T) {
 	}
 	_, isAction := task.ActionOf(task.TypeBulk)
 	require.False(t, isAction, "the bulk type must not be taken for an action")
+	_, _, isType := task.ParseType(task.TypeBulkPipelines)
+	require.False(t, isType, "the Pipelines bulk type must not be taken for an action")
+
+	pb := sampleBulkOf("eu-shop", task.APIPipelines)
+	ptk := task.NewBulkTask(pb)
+	require.Equal(t, "cio:pipelines:bulk", ptk.Type())
+	pgot, err := task.BulkFromTask(ptk)
+	require.NoError(t, err)
+	if diff := cmp.Diff(pb, pgot); diff != "" {
+		t.Fatalf("BulkFromTask of a Pipelines bulk (-want +got):\n%s", diff)
+	}
+	_, err = task.BulkFromTask(asynq.NewTask(task.TypeBulk, task.EncodeBulk(pb)))
+	require.ErrorIs(t, err, task.ErrCorrupt, "a Pipelines bulk under the Track bulk type")
+	require.ErrorContains(t, err, "carries ops of the pipelines API")
 
 	single := task.NewTask(b.Ops[0])
 	_, err = task.BulkFromTask(single)
@@ -175,6 +206,7 @@ func FuzzDecodeBulk(f *testing.F) {
 	f.Add([]byte{})
 	f.Add([]byte{task.BulkVersion2, 1, 'w', 1})
 	f.Add(rawBulk(task.BulkVersion2, "w", 2, rawOp("k", "event", "id:u", -5, `{}`), rawOp("j", "delete", "", 7, `x`)))
+	f.Add(task.EncodeBulk(&task.Bulk{Workspace: "w", API: task.APIPipelines, Ops: sampleBulkOf("w", task.APIPipelines).Ops[:2]}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		in := bytes.Clone(b)
 		got, err := task.DecodeBulk(b)
@@ -186,8 +218,10 @@ func FuzzDecodeBulk(f *testing.F) {
 		}
 		require.NotEmpty(t, got.Workspace)
 		require.NotEmpty(t, got.Ops)
+		require.True(t, got.API.Valid())
 		for _, p := range got.Ops {
 			require.Equal(t, got.Workspace, p.Workspace)
+			require.Equal(t, got.API, p.API)
 			require.NotEmpty(t, p.OpID)
 			require.True(t, p.Action.Valid())
 			require.NotEmpty(t, p.Op)
@@ -201,14 +235,19 @@ func FuzzDecodeBulk(f *testing.F) {
 }
 
 func FuzzBulkRoundTrip(f *testing.F) {
-	f.Add("default", "01JD4X7Q8M6Y2K3N5P7R9T1V3W", uint8(1), "id:u1", int64(1700000000123), []byte(`{"a":1}`), uint8(3))
-	f.Fuzz(func(t *testing.T, ws, opID string, ai uint8, person string, us int64, op []byte, n uint8) {
+	f.Add("default", "01JD4X7Q8M6Y2K3N5P7R9T1V3W", uint8(1), "id:u1", int64(1700000000123), []byte(`{"a":1}`), uint8(3), false)
+	f.Add("w", "k", uint8(4), "email:a@b.c", int64(5), []byte(`{"type":"track"}`), uint8(2), true)
+	f.Fuzz(func(t *testing.T, ws, opID string, ai uint8, person string, us int64, op []byte, n uint8, pipelines bool) {
 		if ws == "" || opID == "" || len(op) == 0 || n == 0 || us <= 0 {
 			t.Skip("DecodeBulk rejects bulks missing a required field")
 		}
-		b := &task.Bulk{Workspace: ws}
+		api := task.APITrack
+		if pipelines {
+			api = task.APIPipelines
+		}
+		b := &task.Bulk{Workspace: ws, API: api}
 		for i := range int(n) {
-			b.Ops = append(b.Ops, &task.Payload{Workspace: ws, OpID: opID + strconv.Itoa(i),
+			b.Ops = append(b.Ops, &task.Payload{Workspace: ws, API: api, OpID: opID + strconv.Itoa(i),
 				Action: track.Actions[(int(ai)+i)%len(track.Actions)], Person: person,
 				EnqueuedAt: task.TimeOfStamp(us + int64(i)), Op: op})
 		}

@@ -1,6 +1,9 @@
 // Package task is the one place that knows how a cioq operation is stored in
-// an asynq task: the task type ("cio:" + action), the lane (queue) an action
-// runs on, the deterministic task id, and the compact binary payload.
+// an asynq task: the task type ("cio:" + action; "cio:pipelines:" + action
+// for a Pipelines API call), the lane (queue) an action runs on, the
+// deterministic task id, and the compact binary payload. An op of either API
+// (API) is stored alike: a Pipelines call carries the Track action and
+// person it means, so lanes, order and tombstones treat it as that op.
 //
 // The producer builds a task with NewTask; the worker reads it back with
 // FromTask (or Decode):

@@ -26,7 +26,21 @@ import (
 // (StampOffset) so the enqueue script can write it in the stored task, in
 // the same atomic step that queues the op (package taskq): an encoded
 // payload whose stamp is zero is stamped there.
+//
+// Encode writes Version2 for a Track API op, so its bytes are those a
+// worker without Pipelines support reads during a rolling upgrade.
 const Version2 byte = 2
+
+// Version3 is Version2 with the op's API after the stamp:
+//
+//	version      1 byte (Version3)
+//	enqueued_at  8 bytes, as in Version2
+//	api          1 byte (API: 0 track, 1 pipelines)
+//	...          the rest as in Version2
+//
+// Encode writes it for an op of any API but APITrack; Decode reads both
+// versions (a Version2 payload is APITrack).
+const Version3 byte = 3
 
 // StampOffset is the byte offset of enqueued_at in an encoded Payload.
 const StampOffset = 1
@@ -62,10 +76,14 @@ func (e *CorruptError) Is(target error) bool { return target == ErrCorrupt }
 type Payload struct {
 	// Workspace names the Customer.io workspace the op goes to.
 	Workspace string
+	// API is the API the op is delivered to; zero is APITrack. Op holds a
+	// v2 op for APITrack and a Pipelines call for APIPipelines.
+	API API
 	// OpID is the op's id: the caller's idempotency key or a ULID. It names
 	// the op in op keys, order registrations and dead letters.
 	OpID string
-	// Action is the op's v2 action; it also names the task type.
+	// Action is the op's v2 action (for a Pipelines call, the Track action
+	// it means: cdp.Call.Action); with API it names the task type.
 	Action track.Action
 	// Person is track.Identifiers.Key() of the op's person ("" for none).
 	Person string
@@ -78,9 +96,10 @@ type Payload struct {
 	// every delivery; 0 when the op has none. Identifies of one person with
 	// the same Timestamp are ordered by EnqueuedAt (docs/architecture.md).
 	Timestamp int64
-	// Op is the v2 op JSON exactly as it will be sent (event id and timestamp
-	// stamped), as track.EncodeOp produced it. After Decode it may alias the
-	// decoded bytes.
+	// Op is the op JSON exactly as it will be sent: the v2 op (event id and
+	// timestamp stamped) as track.EncodeOp produced it, or the Pipelines
+	// call (messageId and timestamp stamped) as cdp.EncodeCall did. After
+	// Decode it may alias the decoded bytes.
 	Op []byte
 }
 
@@ -103,16 +122,23 @@ func TimeOfStamp(us int64) time.Time {
 	return time.UnixMicro(us).UTC()
 }
 
-// Encode returns the binary form of p (see Version2). EnqueuedAt is kept to
-// the microsecond. Decode rejects a payload without Workspace, OpID, a valid
-// Action or Op, so the producer fills all four.
+// Encode returns the binary form of p: Version2 for APITrack, else
+// Version3. EnqueuedAt is kept to the microsecond. Decode rejects a payload
+// without Workspace, OpID, a valid Action or Op, or with an unknown API, so
+// the producer fills them all.
 func Encode(p *Payload) []byte {
-	n := 1 + StampBytes + binary.MaxVarintLen64 +
+	n := 2 + StampBytes + binary.MaxVarintLen64 +
 		lenField(len(p.Workspace)) + lenField(len(p.OpID)) + lenField(len(p.Action)) +
 		lenField(len(p.Person)) + lenField(len(p.Op))
 	b := make([]byte, 0, n)
-	b = append(b, Version2)
-	b = binary.BigEndian.AppendUint64(b, uint64(p.Stamp()))
+	if p.API == APITrack {
+		b = append(b, Version2)
+		b = binary.BigEndian.AppendUint64(b, uint64(p.Stamp()))
+	} else {
+		b = append(b, Version3)
+		b = binary.BigEndian.AppendUint64(b, uint64(p.Stamp()))
+		b = append(b, byte(p.API))
+	}
 	b = appendString(b, p.Workspace)
 	b = appendString(b, p.OpID)
 	b = appendString(b, string(p.Action))
@@ -130,23 +156,35 @@ func appendString(b []byte, s string) []byte {
 }
 
 // Decode reads a payload written by Encode. Anything malformed (truncated,
-// unknown version, lengths past the end, trailing bytes, a missing field, an
-// unknown action) returns a *CorruptError matching ErrCorrupt; Decode never
-// panics. The returned Op aliases b: do not modify b while it is in use.
+// unknown version or API, lengths past the end, trailing bytes, a missing
+// field, an unknown action) returns a *CorruptError matching ErrCorrupt;
+// Decode never panics. The returned Op aliases b: do not modify b while it
+// is in use.
 func Decode(b []byte) (*Payload, error) {
 	if len(b) == 0 {
 		return nil, &CorruptError{Offset: 0, Reason: "empty"}
 	}
-	if b[0] != Version2 {
+	if b[0] != Version2 && b[0] != Version3 {
 		return nil, &CorruptError{Offset: 0, Reason: "unknown version " + strconv.Itoa(int(b[0]))}
 	}
 	if len(b) < 1+StampBytes {
 		return nil, &CorruptError{Offset: 1, Reason: "truncated enqueued_at"}
 	}
 	us := int64(binary.BigEndian.Uint64(b[1:]))
+	api := APITrack
+	first := 1 + StampBytes
+	if b[0] == Version3 {
+		if len(b) <= first {
+			return nil, &CorruptError{Offset: first, Reason: "truncated api"}
+		}
+		api = API(b[first])
+		if !api.Valid() {
+			return nil, &CorruptError{Offset: first, Reason: "unknown api " + strconv.Itoa(int(b[first]))}
+		}
+		first++
+	}
 	// The four strings lie between their length prefixes; find their bounds
 	// first, then copy that whole stretch into one string and slice it.
-	const first = 1 + StampBytes
 	var bounds [4][2]int
 	off := first
 	for i := range bounds {
@@ -174,6 +212,7 @@ func Decode(b []byte) (*Payload, error) {
 	}
 	p := &Payload{
 		Workspace:  sub(0),
+		API:        api,
 		OpID:       sub(1),
 		Action:     track.Action(sub(2)),
 		Person:     sub(3),

@@ -46,6 +46,16 @@ func samplePayloads() []struct {
 			Workspace: "w", OpID: "k", Action: track.ActionDelete, Person: "id:u",
 			EnqueuedAt: time.Date(1969, 7, 20, 20, 17, 40, 5_000_000, time.UTC), Op: []byte(`{}`),
 		}},
+		{"PipelinesCall", task.Payload{
+			Workspace: "default", API: task.APIPipelines, OpID: "node-next-1764748800123-ab12", Action: track.ActionIdentify,
+			Person: "id:u1", EnqueuedAt: enqueuedAt, Timestamp: 1704164645,
+			Op: []byte(`{"type":"identify","messageId":"node-next-1764748800123-ab12","timestamp":"2024-01-02T03:04:05.678Z","userId":"u1","traits":{"plan":"pro"}}`),
+		}},
+		{"PipelinesSemanticEvent", task.Payload{
+			Workspace: "eu", API: task.APIPipelines, OpID: "k", Action: track.ActionDelete,
+			Person: "email:a@b.c", EnqueuedAt: enqueuedAt,
+			Op: []byte(`{"type":"track","messageId":"m","userId":"a@b.c","event":"User Deleted"}`),
+		}},
 		{"LongOp", task.Payload{
 			Workspace: "w", OpID: "k", Action: track.ActionEvent, Person: "id:u", EnqueuedAt: enqueuedAt,
 			Op: bytes.Repeat([]byte("x"), 300_000),
@@ -59,7 +69,11 @@ func TestPayloadRoundTrip(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			b := task.Encode(&tt.p)
-			require.Equal(t, task.Version2, b[0])
+			wantVersion := task.Version2 // byte for byte the format before the Pipelines API
+			if tt.p.API != task.APITrack {
+				wantVersion = task.Version3
+			}
+			require.Equal(t, wantVersion, b[0])
 			got, err := task.Decode(b)
 			require.NoError(t, err)
 			if diff := cmp.Diff(&tt.p, got); diff != "" {
@@ -95,6 +109,13 @@ func TestPayloadDecodeAliasesOp(t *testing.T) {
 	require.Equal(t, "default", got.Workspace, "strings are copies")
 }
 
+// withAPI returns a copy of a Version3 payload with its api byte set to api.
+func withAPI(b []byte, api byte) []byte {
+	c := bytes.Clone(b)
+	c[1+task.StampBytes] = api
+	return c
+}
+
 // build writes a payload field by field, so tests can write what Encode never
 // would.
 func build(version byte, strs []string, ts int64, op []byte) []byte {
@@ -116,6 +137,11 @@ func TestPayloadDecodeRejectsCorrupt(t *testing.T) {
 		EnqueuedAt: enqueuedAt, Op: []byte(`{"a":1}`),
 	})
 	valid := []string{"w", "k", "identify", "id:u"}
+	good3 := task.Encode(&task.Payload{
+		Workspace: "w", API: task.APIPipelines, OpID: "k", Action: track.ActionIdentify, Person: "id:u",
+		EnqueuedAt: enqueuedAt, Op: []byte(`{"type":"identify","userId":"u"}`),
+	})
+	require.Equal(t, task.Version3, good3[0])
 	tests := []struct {
 		name       string
 		in         []byte
@@ -142,6 +168,11 @@ func TestPayloadDecodeRejectsCorrupt(t *testing.T) {
 		{"UnknownAction", build(2, []string{"w", "k", "launch", ""}, 0, []byte("{}")), `unknown action "launch"`},
 		{"EmptyAction", build(2, []string{"w", "k", "", ""}, 0, []byte("{}")), `unknown action ""`},
 		{"NoOp", build(2, valid, 0, nil), "no op"},
+		{"Version3TruncatedBeforeAPI", good3[:9], "truncated api"},
+		{"Version3UnknownAPI", withAPI(good3, 7), "unknown api 7"},
+		{"Version3StampOnlyThenAPI", good3[:10], "bad length"},
+		{"Version3TrailingBytes", append(bytes.Clone(good3), 0), "1 trailing byte(s)"},
+		{"Version3TruncatedOp", good3[:len(good3)-1], "past the end"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -167,6 +198,7 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte{2})
 	f.Add([]byte{2, 0, 0, 0, 0, 0, 0, 0, 0, 0x80, 0x80, 0x80})
 	f.Add(build(2, []string{"w", "k", "event", "id:u"}, -1, []byte("x")))
+	f.Add([]byte{3, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 'w', 1, 'k', 5, 'e', 'v', 'e', 'n', 't', 0, 0, 1, '{'})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		in := bytes.Clone(b)
 		p, err := task.Decode(b)
@@ -179,6 +211,7 @@ func FuzzDecode(f *testing.F) {
 		require.NotEmpty(t, p.Workspace)
 		require.NotEmpty(t, p.OpID)
 		require.True(t, p.Action.Valid())
+		require.True(t, p.API.Valid())
 		require.NotEmpty(t, p.Op)
 		again, err := task.Decode(task.Encode(p))
 		require.NoError(t, err)
@@ -189,14 +222,18 @@ func FuzzDecode(f *testing.F) {
 }
 
 func FuzzRoundTrip(f *testing.F) {
-	f.Add("default", "01JD4X7Q8M6Y2K3N5P7R9T1V3W", uint8(1), "id:u1", int64(1700000000123), []byte(`{"a":1}`))
-	f.Add("w", "k", uint8(5), "", int64(-1), []byte{0})
-	f.Fuzz(func(t *testing.T, ws, opID string, ai uint8, person string, us int64, op []byte) {
+	f.Add("default", "01JD4X7Q8M6Y2K3N5P7R9T1V3W", uint8(1), "id:u1", int64(1700000000123), []byte(`{"a":1}`), false)
+	f.Add("w", "k", uint8(5), "", int64(-1), []byte{0}, true)
+	f.Fuzz(func(t *testing.T, ws, opID string, ai uint8, person string, us int64, op []byte, pipelines bool) {
 		if ws == "" || opID == "" || len(op) == 0 {
 			t.Skip("Decode rejects payloads missing a required field")
 		}
+		api := task.APITrack
+		if pipelines {
+			api = task.APIPipelines
+		}
 		p := &task.Payload{
-			Workspace: ws, OpID: opID, Action: track.Actions[int(ai)%len(track.Actions)],
+			Workspace: ws, API: api, OpID: opID, Action: track.Actions[int(ai)%len(track.Actions)],
 			Person: person, EnqueuedAt: task.TimeOfStamp(us), Timestamp: us / 1_000_000, Op: op,
 		}
 		got, err := task.Decode(task.Encode(p))

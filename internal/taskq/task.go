@@ -7,14 +7,14 @@ import (
 	"github.com/cioq/cioq/internal/task"
 )
 
-// Single returns the Task of one op: type task.TypeName(p.Action), queue
+// Single returns the Task of one op: type p.TypeName() (its API and action), queue
 // task.Queue(p.Workspace, p.Action), id task.TaskID(p.Workspace, p.OpID),
 // asynq retry count task.MaxRetry(budget). A zero p.EnqueuedAt asks for a
 // new stamp; a set one (a replayed or re-queued op) is kept.
 func Single(p *task.Payload, budget int, headers map[string]string) Task {
 	return Task{
 		Workspace: p.Workspace,
-		Type:      task.TypeName(p.Action),
+		Type:      p.TypeName(),
 		Payload:   task.Encode(p),
 		ID:        task.TaskID(p.Workspace, p.OpID),
 		Queue:     task.Queue(p.Workspace, p.Action),
@@ -24,7 +24,7 @@ func Single(p *task.Payload, budget int, headers map[string]string) Task {
 	}
 }
 
-// Bulk returns the Task of a bulk task: type task.TypeBulk, queue
+// Bulk returns the Task of a bulk task: type task.BulkTypeName(b.API), queue
 // task.BulkQueue(b.Workspace), id task.BulkTaskID of its op ids.
 func Bulk(b *task.Bulk, budget int) Task {
 	payload, at := task.EncodeBulkStamped(b)
@@ -42,7 +42,7 @@ func Bulk(b *task.Bulk, budget int) Task {
 	}
 	return Task{
 		Workspace: b.Workspace,
-		Type:      task.TypeBulk,
+		Type:      task.BulkTypeName(b.API),
 		Payload:   payload,
 		ID:        task.BulkTaskID(b.Workspace, ids),
 		Queue:     task.BulkQueue(b.Workspace),

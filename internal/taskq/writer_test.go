@@ -89,6 +89,16 @@ func TestStampsAndAsynqProcessing(t *testing.T) {
 	bulk := &task.Bulk{Workspace: "w1", Ops: []*task.Payload{
 		payload("w1", "d", track.ActionIdentify, "id:u2"), payload("w1", "e", track.ActionEvent, "id:u3")}}
 	tasks = append(tasks, taskq.Bulk(bulk, 3))
+	// Pipelines ops (a Version3 payload: the API byte follows the stamp)
+	// are stamped alike, single or in bulk.
+	pl := payload("w1", "f", track.ActionEvent, "id:u1")
+	pl.API = task.APIPipelines
+	tasks = append(tasks, taskq.Single(pl, 3, nil))
+	pbulk := &task.Bulk{Workspace: "w1", API: task.APIPipelines, Ops: []*task.Payload{
+		payload("w1", "g", track.ActionIdentify, "id:u4"), payload("w1", "h", track.ActionEvent, "id:u5")}}
+	tasks = append(tasks, taskq.Bulk(pbulk, 3))
+	require.Equal(t, "cio:pipelines:event", tasks[4].Type)
+	require.Equal(t, task.TypeBulkPipelines, tasks[5].Type)
 	res, err := write(ctx, b.w, tasks...)
 	require.NoError(t, err)
 	var stamps []int64
@@ -96,7 +106,7 @@ func TestStampsAndAsynqProcessing(t *testing.T) {
 		require.False(t, r.Duplicate)
 		stamps = append(stamps, r.Stamps...)
 	}
-	require.Len(t, stamps, 5)
+	require.Len(t, stamps, 8)
 	for i, s := range stamps {
 		require.Equal(t, ahead+1+int64(i), s, "stamps continue above the last one given")
 	}
@@ -110,7 +120,7 @@ func TestStampsAndAsynqProcessing(t *testing.T) {
 	h := asynq.HandlerFunc(func(_ context.Context, tk *asynq.Task) error {
 		mu.Lock()
 		defer mu.Unlock()
-		if tk.Type() == task.TypeBulk {
+		if tk.Type() == task.TypeBulk || tk.Type() == task.TypeBulkPipelines {
 			bk, err := task.BulkFromTask(tk)
 			require.NoError(t, err)
 			for _, p := range bk.Ops {
@@ -121,7 +131,7 @@ func TestStampsAndAsynqProcessing(t *testing.T) {
 			require.NoError(t, err)
 			got[p.OpID] = p.Stamp()
 		}
-		if len(got) == 5 {
+		if len(got) == 8 {
 			close(done)
 		}
 		return nil
@@ -131,11 +141,12 @@ func TestStampsAndAsynqProcessing(t *testing.T) {
 	select {
 	case <-done:
 	case <-time.After(10 * time.Second):
-		t.Fatalf("asynq handled %d of 5 ops", len(got))
+		t.Fatalf("asynq handled %d of 8 ops", len(got))
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	require.Equal(t, map[string]int64{"a": stamps[0], "b": stamps[1], "c": stamps[2], "d": stamps[3], "e": stamps[4]}, got)
+	require.Equal(t, map[string]int64{"a": stamps[0], "b": stamps[1], "c": stamps[2], "d": stamps[3], "e": stamps[4],
+		"f": stamps[5], "g": stamps[6], "h": stamps[7]}, got)
 }
 
 // TestDuplicatesAreNotWritten: a task id that exists, or repeats in the

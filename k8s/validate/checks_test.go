@@ -26,7 +26,7 @@ const cioqImage = "cioq/cioq"
 // externalSecrets are the Secrets production expects to exist (created from
 // a secret store, never rendered), with the keys cioq reads from them.
 var externalSecrets = map[string][]string{
-	"cioq-customerio": {"CUSTOMERIO_SITE_ID", "CUSTOMERIO_TRACK_API_KEY"},
+	"cioq-customerio": {"CUSTOMERIO_SITE_ID", "CUSTOMERIO_TRACK_API_KEY", "CUSTOMERIO_CDP_API_KEY"},
 	"cioq-redis":      {"CIOQ_REDIS_URL"},
 	"cioq-monitoring": {"CIOQ_MONITORING_USERNAME", "CIOQ_MONITORING_PASSWORD"},
 }
@@ -335,6 +335,7 @@ func TestOverlaySettings(t *testing.T) {
 		cm := dev.configMap("cioq-config")
 		require.NotNil(t, cm)
 		require.Equal(t, "http://cioq-fakecio:8080", cm.Data["CUSTOMERIO_TRACK_URL"], "dev sends to the fake, never to Customer.io")
+		require.Equal(t, "http://cioq-fakecio:8080", cm.Data["CUSTOMERIO_CDP_URL"], "dev sends Pipelines calls to the fake too")
 		require.True(t, dev.objectsByIdent["Service/cioq-fakecio"])
 		fake := dev.deployment("cioq-fakecio")
 		require.NotNil(t, fake)

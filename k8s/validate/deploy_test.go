@@ -275,6 +275,7 @@ func TestCompose(t *testing.T) {
 			require.True(t, known[k], "%s: env %s is not a cioq config env var", name, k)
 		}
 		require.Equal(t, "http://fakecio:8080", s.Environment["CUSTOMERIO_TRACK_URL"], "%s: compose never talks to Customer.io", name)
+		require.Equal(t, "http://fakecio:8080", s.Environment["CUSTOMERIO_CDP_URL"], "%s: nor to its Pipelines API", name)
 	}
 	// Files mounted from deploy/ exist.
 	for name, s := range c.Services {
