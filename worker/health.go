@@ -23,6 +23,12 @@ type CircuitStatus struct {
 	Unauthorized bool `json:"unauthorized,omitempty"`
 	// CoolDownSeconds is the remaining shared 429 cool-down.
 	CoolDownSeconds float64 `json:"cooldown_seconds,omitempty"`
+	// RateEffective is the request rate (req/s) every replica sends at: the
+	// budget, or less while Customer.io answers 429 (omitted when Redis did
+	// not answer).
+	RateEffective float64 `json:"rate_effective,omitempty"`
+	// RateBudget is the configured rate (req/s), the effective rate's ceiling.
+	RateBudget float64 `json:"rate_budget,omitempty"`
 }
 
 // Health is the /health/customerio body: the seed's `customerio` object (the
@@ -52,8 +58,9 @@ func (w *Worker) Health(ctx context.Context) (Health, bool) {
 			u := st.OpenUntil
 			cs.OpenUntil = &u
 		}
-		if d, err := w.limiter.CoolDown(ctx, n); err == nil && d > 0 {
-			cs.CoolDownSeconds = d.Seconds()
+		cs.RateBudget = w.ws[n].limit.Rate
+		if rs, err := w.limiter.State(ctx, n, w.ws[n].limit); err == nil {
+			cs.RateEffective, cs.CoolDownSeconds = rs.Rate, rs.CoolDown.Seconds()
 		}
 		if st.State == "OPEN" || cs.Unauthorized {
 			healthy = false

@@ -157,7 +157,7 @@ func (ws *workspace) deliver(ctx context.Context, lane string, critical bool, it
 		ops[i] = it.p.Op
 	}
 	actx, att := ws.beginAttempt(ctx, items) // history and batch span (history.go)
-	err := ws.request(actx, lane, critical, ops)
+	tok, err := ws.request(actx, lane, critical, ops)
 	ws.endAttempt(att, err)
 
 	var (
@@ -201,7 +201,7 @@ func (ws *workspace) deliver(ctx context.Context, lane string, critical bool, it
 		ws.deferAll(items, &DelayError{Reason: ReasonRateLimited, After: max(de.RetryAfter, 50*time.Millisecond), Err: err})
 	case errors.Is(err, track.ErrRateLimited):
 		ra, _ := track.RetryAfter(err)
-		cool, cerr := w.limiter.Throttled(ctx, ws.name, ra)
+		cool, cerr := w.limiter.Throttled(ctx, tok, ra)
 		if cerr != nil {
 			cool = max(ra, time.Second)
 		}
@@ -236,12 +236,14 @@ func (ws *workspace) deliver(ctx context.Context, lane string, critical bool, it
 }
 
 // request is one HTTP request through the breaker and the limiter. The
-// breaker is consulted first so an open circuit spends no token.
-func (ws *workspace) request(ctx context.Context, lane string, critical bool, ops [][]byte) error {
+// breaker is consulted first so an open circuit spends no token. It returns
+// the request's limiter token (zero when none was taken), which a 429 is
+// reported with.
+func (ws *workspace) request(ctx context.Context, lane string, critical bool, ops [][]byte) (ratelimit.Token, error) {
 	w := ws.w
 	if st := w.breakers.Status(ws.name); st.State == "OPEN" {
 		if left := time.Until(st.OpenUntil); left > 0 {
-			return &breaker.OpenError{Workspace: ws.name, Until: st.OpenUntil, RetryAfter: left}
+			return ratelimit.Token{}, &breaker.OpenError{Workspace: ws.name, Until: st.OpenUntil, RetryAfter: left}
 		}
 	}
 	bulk := isBulk(ctx)
@@ -251,17 +253,17 @@ func (ws *workspace) request(ctx context.Context, lane string, critical bool, op
 		// live traffic leaves (and goes back to the queue, without a
 		// failure, if live traffic keeps the budget busy).
 		if err := ws.yieldToLive(ctx, w.cfg.MaxLimiterWait); err != nil {
-			return err
+			return ratelimit.Token{}, err
 		}
 	} else if !critical {
 		ws.liveWaiting.Add(1)
 	}
-	err := w.limiter.Wait(ctx, ws.name, ws.limit, critical, w.cfg.MaxLimiterWait)
+	tok, err := w.limiter.Wait(ctx, ws.name, ws.limit, critical, w.cfg.MaxLimiterWait)
 	if !bulk && !critical {
 		ws.liveWaiting.Add(-1)
 	}
 	if err != nil {
-		return err
+		return tok, err
 	}
 	w.m.BatchSize.WithLabelValues(ws.name, lane).Observe(float64(len(ops)))
 	var status string
@@ -278,13 +280,13 @@ func (ws *workspace) request(ctx context.Context, lane string, critical bool, op
 		w.m.Requests.WithLabelValues(ws.name, status).Inc()
 	}
 	if err == nil {
-		w.limiter.Succeeded(ctx, ws.name)
+		w.limiter.Succeeded(ctx, tok)
 	}
 	if status != "" && status != "error" && !errors.Is(err, track.ErrUnauthorized) && ws.pausedUntil.Swap(0) != 0 {
 		w.log.InfoContext(ctx, "workspace resumed: credentials accepted", "workspace", ws.name)
 		w.m.Unauthorized.WithLabelValues(ws.name).Set(0)
 	}
-	return err
+	return tok, err
 }
 
 func statusLabel(err error) string {

@@ -65,7 +65,8 @@ func New(cfg Config) (*Worker, error) {
 	w.idem = idempotency.New(cfg.Client, idempotency.Config{
 		Prefix: cfg.KeyPrefix, DoneTTL: cfg.DoneTTL, ClaimTTL: w.cfg.claimTTL, TombstoneTTL: cfg.TombstoneTTL,
 	})
-	w.limiter = ratelimit.New(cfg.Client, ratelimit.Config{Prefix: cfg.KeyPrefix, Logger: cfg.Logger})
+	w.limiter = ratelimit.New(cfg.Client, ratelimit.Config{Prefix: cfg.KeyPrefix, Logger: cfg.Logger,
+		OnRate: func(ws string, rate float64) { w.m.RateEffective.WithLabelValues(ws).Set(rate) }})
 	w.breakers = breaker.New(breaker.Config{
 		Failures: cfg.BreakerFailures, Successes: cfg.BreakerSuccesses, OpenTimeout: cfg.BreakerTimeout,
 		IsFailure: countsForBreaker, Redis: cfg.Client, Prefix: cfg.KeyPrefix, Logger: cfg.Logger,
@@ -89,6 +90,8 @@ func New(cfg Config) (*Worker, error) {
 		w.ws[wc.Name] = ws
 		w.m.BreakerState.WithLabelValues(wc.Name).Set(0)
 		w.m.Unauthorized.WithLabelValues(wc.Name).Set(0)
+		w.m.RateBudget.WithLabelValues(wc.Name).Set(wc.Limit.Rate)
+		w.m.RateEffective.WithLabelValues(wc.Name).Set(wc.Limit.Rate) // until the limiter says otherwise
 	}
 	if err := w.initObserver(); err != nil {
 		return nil, err
