@@ -65,14 +65,6 @@ func (l Limit) bulk() (rate float64, burst int) {
 	return l.Rate * share, max(1, int(math.Floor(float64(l.Burst)*share)))
 }
 
-// scaled returns l (defaults applied) at the effective rate eff: the burst
-// scales with the rate, as the allow script does.
-func (l Limit) scaled(eff float64) Limit {
-	l.Burst = max(1, int(math.Floor(float64(l.Burst)*eff/l.Rate+0.5)))
-	l.Rate = eff
-	return l
-}
-
 // String returns e.g. "80 req/s (burst 8, critical share 20%)", with the
 // defaults applied.
 func (l Limit) String() string {

@@ -37,9 +37,8 @@ func (e *DelayError) Is(target error) bool { return target == ErrLimited }
 // never past ctx's deadline. It returns the Token once allowed (hand it back
 // to Throttled or Succeeded with the answer), a *DelayError when the next
 // chance lies beyond that bound (without sleeping towards it), or ctx's
-// error when ctx ends while waiting. Attempts are paced per process at the
-// workspace's effective rate as last seen, so a busy process does not hammer
-// Redis; each sleep after a denial gets a little jitter so replicas do not
+// error when ctx ends while waiting. First attempts are paced per process
+// at lim's rate, so a busy process does not hammer Redis; each sleep after a denial gets a little jitter so replicas do not
 // retry in step. A maxWait of zero or less tries once.
 func (l *Limiter) Wait(ctx context.Context, workspace string, lim Limit, critical bool, maxWait time.Duration) (Token, error) {
 	if err := l.check("wait", workspace); err != nil {
@@ -92,17 +91,17 @@ func (l *Limiter) Wait(ctx context.Context, workspace string, lim Limit, critica
 	}
 }
 
-// pacer returns this process's pacer for workspace and lane, set to lim at
-// the workspace's effective rate as last seen: the critical lane paces at
-// the full rate, the default lane at its own share. A pacer per lane keeps
-// critical requests from queuing behind default-lane waiters in this
-// process before they ever reach Redis.
+// pacer returns this process's pacer for workspace and lane, set to lim:
+// the critical lane paces at the full rate, the default lane at its own
+// share. A pacer per lane keeps critical requests from queuing behind
+// default-lane waiters in this process before they ever reach Redis. It
+// paces at the configured rate, not the effective one: below the budget
+// Redis's answers pace the attempts (a denied one sleeps until the next
+// token), and a pacer at a low effective rate would send most waiters back
+// to the queue before they ever asked Redis, leaving tokens unused.
 func (l *Limiter) pacer(ws string, lim Limit, critical bool) *rate.Limiter {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if s, ok := l.seen[ws]; ok && s.budget == lim.Rate && s.rate > 0 && s.rate < lim.Rate {
-		lim = lim.scaled(s.rate)
-	}
 	r, burst := lim.Rate, lim.Burst
 	key := ws + "\x00default"
 	if critical {
