@@ -26,6 +26,9 @@ type scenario struct {
 	// wantDead is how many ops the scenario dead-letters on purpose.
 	wantDead int
 	run      func(t *testing.T, bin string) row
+	// runBase, set instead of run, also gets the baseline binary ("" when
+	// CIOQ_FAULTS_BASELINE is unset) to measure in the same run.
+	runBase func(t *testing.T, bin, base string) row
 }
 
 func scenarios() []scenario {
@@ -41,8 +44,15 @@ func scenarios() []scenario {
 		{num: 9, id: "ProducerSpool", name: "producer with Redis down 20 s (spool)", long: true, run: scenarioSpool},
 		{num: 10, id: "PoisonInput", name: "poison input", wantDead: 1, run: scenarioPoison},
 		{num: 11, id: "BadCredentials", name: "bad credentials (401)", long: true, run: scenarioUnauthorized},
+		{num: 12, id: "RealLimitDrops16x", name: "real limit 80 → 5 req/s for 15 s under load, then back", long: true, runBase: scenarioRateDrop16},
+		{num: 13, id: "RealLimitDrops20x", name: "real limit 40 → 2 req/s for 15 s under load, then back", long: true, runBase: scenarioRateDrop20},
+		{num: 14, id: "RealLimitAtHalfBudget", name: "real limit at half the budget (40 of 80 req/s) for 60 s", long: true, runBase: scenarioRateHalf},
 	}
 }
+
+// baselineRev is CIOQ_FAULTS_BASELINE: a git revision whose cioq the
+// adaptive-rate scenarios also run, for comparison; "" for none.
+func baselineRev() string { return strings.TrimSpace(os.Getenv("CIOQ_FAULTS_BASELINE")) }
 
 // selected reports whether CIOQ_FAULTS picks scenario sc: "all", a comma
 // list of numbers, or unset for the short scenarios only.
@@ -72,6 +82,10 @@ func TestFaults(t *testing.T) {
 		t.Skipf("CIOQ_FAULTS=%q selects no scenario", sel)
 	}
 	bin := buildCioq(t)
+	base := ""
+	if rev := baselineRev(); rev != "" && slices.ContainsFunc(run, func(sc scenario) bool { return sc.runBase != nil }) {
+		base = buildBaseline(t, rev)
+	}
 	var rows []row
 	for _, sc := range run {
 		t.Run(fmt.Sprintf("%02d_%s", sc.num, sc.id), func(t *testing.T) {
@@ -82,7 +96,11 @@ func TestFaults(t *testing.T) {
 				rows = append(rows, r)
 				t.Logf("scenario %d took %s", sc.num, time.Since(start).Round(time.Second))
 			}()
-			r = sc.run(t, bin)
+			if sc.runBase != nil {
+				r = sc.runBase(t, bin, base)
+			} else {
+				r = sc.run(t, bin)
+			}
 			requireOutcome(t, r, sc.wantDead)
 		})
 	}
@@ -110,8 +128,8 @@ func requireOutcome(t *testing.T, r row, wantDead int) {
 	if r.DeadLettered != wantDead {
 		t.Errorf("%d ops dead-lettered or archived, want %d", r.DeadLettered, wantDead)
 	}
-	if r.MaxPerSecond > budget+budgetBurst {
-		t.Errorf("%d requests accepted in one second, budget %d (burst %d)", r.MaxPerSecond, budget, budgetBurst)
+	if r.MaxPerSecond > r.budget()+r.burst() {
+		t.Errorf("%d requests accepted in one second, budget %d (burst %d)", r.MaxPerSecond, r.budget(), r.burst())
 	}
 	if r.Sent == 0 || r.Sent != r.Delivered+r.DeadLettered+r.Lost {
 		t.Errorf("counts do not add up: sent %d, delivered %d, dead %d, lost %d", r.Sent, r.Delivered, r.DeadLettered, r.Lost)
