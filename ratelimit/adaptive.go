@@ -205,8 +205,9 @@ func (l *Limiter) Throttled(ctx context.Context, tok Token, retryAfter time.Dura
 }
 
 // Succeeded records that Customer.io accepted the request tok let through:
-// it counts towards the measurement of the accepted rate and, below the
-// budget, towards the next increase (see Adaptive). It costs no round trip
+// when tok was taken after the workspace's last decrease, it counts towards
+// the measurement of the accepted rate and, below the budget, towards the
+// next increase (see Adaptive). It costs no round trip
 // while the workspace stands at its budget with no decrease in the last
 // MaxWindow, as far as this process has seen.
 func (l *Limiter) Succeeded(ctx context.Context, tok Token) error {
@@ -223,7 +224,7 @@ func (l *Limiter) Succeeded(ctx context.Context, tok Token) error {
 	}
 	res, err := succeedScript.Run(ctx, l.rdb, []string{l.key(ws, "state")},
 		formatRate(lim.Rate), micros(a.Hold), a.Run, formatRate(lim.Rate*a.Step),
-		micros(a.MaxWindow), StateTTL.Milliseconds(), formatRate(tok.weight()), l.now()).Int64Slice()
+		micros(a.MaxWindow), StateTTL.Milliseconds(), formatRate(tok.weight()), tok.At.UnixMicro(), l.now()).Int64Slice()
 	if err != nil {
 		return fmt.Errorf("ratelimit: succeeded %s: %w", ws, err)
 	}

@@ -204,6 +204,26 @@ func TestAdaptiveRate(t *testing.T) {
 		require.InDelta(t, float64(time.Second)/st.Rate, float64(res.RetryAfter), float64(time.Millisecond))
 	})
 
+	t.Run("AcceptancesOfRequestsSentBeforeTheCutDoNotCount", func(t *testing.T) {
+		t.Parallel()
+		f := newFleet(t, 2, budget, ratelimit.Config{})
+		// Five requests went out at the budget just before the limit
+		// dropped; their answers (or the calls reporting them) come late,
+		// after the 429 that cut the rate.
+		var early []ratelimit.Token
+		for range 5 {
+			early = append(early, f.take(t, 0, true))
+		}
+		f.throttled(t, f.take(t, 1, true), 0)
+		f.clock.Advance(time.Second)
+		for _, tok := range early {
+			require.NoError(t, f.ls[0].Succeeded(ctx, tok))
+		}
+		f.accept(t, 1, 10, time.Second, true)
+		f.throttled(t, f.take(t, 1, true), 0)
+		require.InDelta(t, 0.9*10/2.0, f.state(t).Rate, 0.01, "10 accepted in the 2 s since the cut, not 15")
+	})
+
 	t.Run("BulkRequestsCountInUnitsOfTheEffectiveRate", func(t *testing.T) {
 		t.Parallel()
 		// A fleet sending only bulk requests may use 80% of the rate: its

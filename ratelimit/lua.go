@@ -194,10 +194,15 @@ return {counted, math.floor(before * 1000), math.floor(rate * 1000), m,
 // a decrease (µs), [3] the run length (accepted requests per increase), [4]
 // the step (req/s), [5] the longest measurement window (µs), [6] the state's
 // TTL (ms), [7] the request's weight in units of the effective rate (1 for
-// a critical request, 1/(1 − critical share) for a bulk one), [8] the time.
+// a critical request, 1/(1 − critical share) for a bulk one), [8] when its
+// token was taken (unix µs), [9] the time.
 //
-// The request counts (by its weight) towards the measurement while a
-// decrease lies within the longest window. Below the budget, once the hold since the last
+// Only a request whose token was taken after the last decrease counts: one
+// let through before it was most likely accepted before the 429 that caused
+// it, and its answer (or this call) merely came late, so counting it would
+// overstate what Customer.io accepts since (leaving it out can only
+// understate it). It counts (by its weight) towards the measurement while
+// the decrease lies within the longest window. Below the budget, once the hold since the last
 // decrease has passed, every run of accepted requests raises the rate by one
 // step, up to the budget, where the rate field is removed (so a budget raised
 // in the config applies at once).
@@ -207,13 +212,17 @@ return {counted, math.floor(before * 1000), math.floor(rate * 1000), m,
 var succeedScript = redis.NewScript(`
 if redis.replicate_commands then pcall(redis.replicate_commands) end
 ` + clockLua + `
-local now = clock(ARGV[8])
+local now = clock(ARGV[9])
 local budget = tonumber(ARGV[1])
 local st = redis.call('HMGET', KEYS[1], 'rate', 'cut')
 local rate = tonumber(st[1])
 local cut = tonumber(st[2]) or 0
 local cutAge = -1
 if cut > 0 then cutAge = math.floor((now - cut) / 1000) end
+if tonumber(ARGV[8]) <= cut then
+  if rate == nil or rate > budget then rate = budget end
+  return {math.floor(rate * 1000), 0, 0, cutAge}
+end
 local recent = cut > 0 and now - cut <= tonumber(ARGV[5])
 if rate == nil or rate >= budget then
   if recent then
