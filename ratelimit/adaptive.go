@@ -20,10 +20,14 @@ const (
 	// 429 leaves: 90%, so Customer.io's bucket refills a little between
 	// probes.
 	DefaultKeep = 0.9
-	// DefaultStep is the additive increase, as a fraction of the budget:
-	// ten steps from nothing back to the budget.
+	// DefaultStep is the largest additive increase, as a fraction of the
+	// budget: ten steps from nothing back to the budget.
 	DefaultStep = 0.1
-	// DefaultRun is how many accepted requests (fleet-wide) earn one step.
+	// DefaultProbe is the first increase after a decrease, as a fraction of
+	// the rate the decrease set; the k-th is k times as much (up to Step).
+	DefaultProbe = 0.25
+	// DefaultRun is how many accepted requests (fleet-wide) earn one step at
+	// the budget; below it the run scales with the rate, at least 1.
 	DefaultRun = 4
 	// DefaultHold is how long after a decrease the rate does not rise: the
 	// fleet probes above a measured limit at most once per hold plus ramp.
@@ -52,8 +56,9 @@ const (
 // sets the effective rate to Keep × the rate Customer.io accepted since the
 // last decrease when that lies between MinWindow and MaxWindow ago, else to
 // Decrease × the rate with a cool-down (CoolDownBase, doubling while nothing
-// gets through). Hold after a decrease, every Run accepted requests raise
-// the rate by Step × the budget, never past the budget.
+// gets through). Hold after a decrease, each run of accepted requests sent
+// after the previous step raises the rate: the k-th step by k × Probe × the
+// rate the decrease set, at most Step × the budget, never past the budget.
 type Adaptive struct {
 	// Decrease is the factor of a cut without a measurement, in (0, 1).
 	// Zero means DefaultDecrease (0.5).
@@ -61,11 +66,15 @@ type Adaptive struct {
 	// Keep is the share of the measured accepted rate a counted 429 sets,
 	// in (0, 1]. Zero means DefaultKeep (0.9).
 	Keep float64
-	// Step is the increase per run as a fraction of the budget, in (0, 1].
-	// Zero means DefaultStep (0.1).
+	// Step is the largest increase per run as a fraction of the budget, in
+	// (0, 1]. Zero means DefaultStep (0.1).
 	Step float64
-	// Run is the number of accepted requests per increase. Zero means
-	// DefaultRun (4).
+	// Probe is the first increase after a decrease as a fraction of the rate
+	// it set, in (0, 1]; the k-th increase is k times as much. Zero means
+	// DefaultProbe (0.25).
+	Probe float64
+	// Run is the number of accepted requests per increase at the budget,
+	// scaled down with the rate (at least 1). Zero means DefaultRun (4).
 	Run int
 	// Hold is how long after a decrease the rate does not rise. Zero means
 	// DefaultHold (3 s); negative means no hold.
@@ -83,6 +92,7 @@ func (a Adaptive) withDefaults() Adaptive {
 	a.Decrease = cmp.Or(a.Decrease, DefaultDecrease)
 	a.Keep = cmp.Or(a.Keep, DefaultKeep)
 	a.Step = cmp.Or(a.Step, DefaultStep)
+	a.Probe = cmp.Or(a.Probe, DefaultProbe)
 	a.Run = cmp.Or(a.Run, DefaultRun)
 	switch {
 	case a.Hold == 0:
@@ -105,6 +115,8 @@ func (a Adaptive) validate() error {
 		return fmt.Errorf("%w: Adaptive.Keep %v not in (0, 1]", ErrInvalidConfig, a.Keep)
 	case !frac(a.Step):
 		return fmt.Errorf("%w: Adaptive.Step %v not in (0, 1]", ErrInvalidConfig, a.Step)
+	case !frac(a.Probe):
+		return fmt.Errorf("%w: Adaptive.Probe %v not in (0, 1]", ErrInvalidConfig, a.Probe)
 	case a.Run < 1:
 		return fmt.Errorf("%w: Adaptive.Run %d below 1", ErrInvalidConfig, a.Run)
 	case !frac(a.MinRate):
@@ -223,7 +235,7 @@ func (l *Limiter) Succeeded(ctx context.Context, tok Token) error {
 		return nil
 	}
 	res, err := succeedScript.Run(ctx, l.rdb, []string{l.key(ws, "state")},
-		formatRate(lim.Rate), micros(a.Hold), a.Run, formatRate(lim.Rate*a.Step),
+		formatRate(lim.Rate), micros(a.Hold), a.Run, formatRate(lim.Rate*a.Step), formatRate(a.Probe),
 		micros(a.MaxWindow), StateTTL.Milliseconds(), formatRate(tok.weight()), tok.At.UnixMicro(), l.now()).Int64Slice()
 	if err != nil {
 		return fmt.Errorf("ratelimit: succeeded %s: %w", ws, err)

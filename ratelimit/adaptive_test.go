@@ -250,7 +250,7 @@ func TestAdaptiveRate(t *testing.T) {
 		require.Equal(t, 40.0, st.Rate)
 	})
 
-	t.Run("RisesAfterTheHoldByOneStepPerRunUpToTheBudget", func(t *testing.T) {
+	t.Run("RisesAfterTheHoldByGrowingStepsUpToTheBudget", func(t *testing.T) {
 		t.Parallel()
 		f := newFleet(t, 2, budget, ratelimit.Config{})
 		f.throttled(t, f.take(t, 0, true), 0)
@@ -262,20 +262,34 @@ func TestAdaptiveRate(t *testing.T) {
 		// No rise during the hold (3 s), however much is accepted.
 		f.accept(t, 1, 15, 2900*time.Millisecond, true)
 		require.InDelta(t, 6, f.state(t).Rate, 0.01)
-		// Then one step (8 = 10% of 80) per run; the run is Run (4) at the
-		// budget, scaled with the rate: 1 request at 6 req/s.
+		// Then the k-th run raises by k quarters of the 6 req/s the cut set,
+		// at most 8 (a tenth of 80); the run is Run (4) at the budget,
+		// scaled with the rate: 1 request at 6 req/s.
 		f.accept(t, 1, 1, 200*time.Millisecond, true)
-		require.InDelta(t, 14, f.state(t).Rate, 0.01)
-		var rates []float64
+		require.InDelta(t, 7.5, f.state(t).Rate, 0.01)
+
+		// A request let through before that step says nothing of the new
+		// rate: its acceptance does not raise it again.
+		f.clock.Advance(200 * time.Millisecond)
+		early := f.take(t, 0, true)
+		f.accept(t, 1, 1, 200*time.Millisecond, true) // second step: +3
+		require.InDelta(t, 10.5, f.state(t).Rate, 0.01)
+		require.NoError(t, f.ls[0].Succeeded(ctx, early))
+		require.InDelta(t, 10.5, f.state(t).Rate, 0.01)
+
+		rates := []float64{7.5, 10.5}
 		for f.state(t).Rate < 80 {
 			f.accept(t, 0, 1, 200*time.Millisecond, true)
 			rates = append(rates, f.state(t).Rate)
-			require.Less(t, len(rates), 40, "the rate never reached the budget: %v", rates)
+			require.Less(t, len(rates), 60, "the rate never reached the budget: %v", rates)
 		}
 		t.Logf("rates after each accepted request: %v", rates)
+		require.InDeltaSlice(t, []float64{7.5, 10.5, 15, 21, 28.5, 36.5}, rates[:6], 0.01,
+			"steps of 1.5, 3, 4.5, 6, 7.5, then 8")
+		require.InDeltaSlice(t, []float64{36.5, 44.5, 44.5}, rates[6:9], 0.01, "runs of 2 from 36.5 req/s")
 		require.Equal(t, 80.0, rates[len(rates)-1], "never past the budget")
 		for i := 1; i < len(rates); i++ {
-			require.LessOrEqual(t, rates[i]-rates[i-1], 8.0+1e-9, "at most one step at a time")
+			require.LessOrEqual(t, rates[i]-rates[i-1], 8.0+1e-9, "at most a tenth of the budget at a time")
 		}
 		require.Len(t, f.logs.records(t, "rate limit lifted: effective rate back at the budget"), 1)
 		// At the budget the state holds no rate: a higher budget applies at once.
@@ -389,7 +403,7 @@ func TestAdaptiveRate(t *testing.T) {
 
 	t.Run("RejectsAnInvalidAdaptiveConfig", func(t *testing.T) {
 		t.Parallel()
-		for _, a := range []ratelimit.Adaptive{{Decrease: 1}, {Keep: 1.5}, {Step: -1}, {Run: -1}, {MinRate: 2},
+		for _, a := range []ratelimit.Adaptive{{Decrease: 1}, {Keep: 1.5}, {Step: -1}, {Probe: 2}, {Run: -1}, {MinRate: 2},
 			{MinWindow: time.Second, MaxWindow: time.Millisecond}} {
 			ls, _ := setup(t, 1, ratelimit.Config{Adaptive: a})
 			_, err := ls[0].Allow(ctx, "ws", budget, true)

@@ -15,6 +15,9 @@ import "github.com/redis/go-redis/v9"
 //	acc     requests accepted since that decrease, in units of the
 //	        effective rate (the measurement)
 //	run     accepted requests towards the next increase
+//	base    the rate the last decrease set
+//	steps   increases since it
+//	raised  unix µs of the last increase
 //	streak  decreases in a row that saw no request accepted between them
 //	cool    unix µs until which the workspace cools down
 
@@ -163,7 +166,7 @@ if tonumber(ARGV[2]) > cut then
   if newRate > rate then newRate = rate end
   rate = newRate
   redis.call('HSET', KEYS[1], 'rate', string.format('%.6f', rate), 'cut', string.format('%.0f', now),
-    'acc', 0, 'run', 0, 'streak', streak)
+    'acc', 0, 'run', 0, 'streak', streak, 'base', string.format('%.6f', rate), 'steps', 0, 'raised', 0)
   local burst = math.max(1, math.floor(tonumber(ARGV[13]) * rate / budget + 0.5))
   local keep = 1 - tonumber(ARGV[14])
   local function empty(key, interval, b)
@@ -191,62 +194,77 @@ return {counted, math.floor(before * 1000), math.floor(rate * 1000), m,
 // increase.
 //
 // KEYS[1] is the adaptive state. ARGV: [1] budget (req/s), [2] the hold after
-// a decrease (µs), [3] the run length (accepted requests per increase), [4]
-// the step (req/s), [5] the longest measurement window (µs), [6] the state's
-// TTL (ms), [7] the request's weight in units of the effective rate (1 for
-// a critical request, 1/(1 − critical share) for a bulk one), [8] when its
-// token was taken (unix µs), [9] the time.
+// a decrease (µs), [3] the run length at the budget (accepted requests per
+// step), [4] the largest step (req/s), [5] the first step as a fraction of
+// the rate the last decrease set, [6] the longest measurement window (µs),
+// [7] the state's TTL (ms), [8] the request's weight in units of the
+// effective rate (1 for a critical request, 1/(1 − critical share) for a
+// bulk one), [9] when its token was taken (unix µs), [10] the time.
 //
 // Only a request whose token was taken after the last decrease counts: one
 // let through before it was most likely accepted before the 429 that caused
 // it, and its answer (or this call) merely came late, so counting it would
 // overstate what Customer.io accepts since (leaving it out can only
 // understate it). It counts (by its weight) towards the measurement while
-// the decrease lies within the longest window. Below the budget, once the hold since the last
-// decrease has passed, every run of accepted requests raises the rate by one
-// step, up to the budget, where the rate field is removed (so a budget raised
-// in the config applies at once).
+// the decrease lies within the longest window.
+//
+// Below the budget, once the hold since the last decrease has passed, a run
+// of accepted requests let through after the previous step raises the rate
+// by one step: so each step is judged by requests sent at the rate it set,
+// one step per round trip at most. The run is the run length scaled with
+// rate/budget, at least 1. The k-th step since the decrease is k × the
+// first step (ARGV[5] × the rate the decrease set), at most the largest
+// step: gentle just above the limit the decrease measured, faster the
+// longer no 429 comes. At the budget the rate field is removed (so a budget
+// raised in the config applies at once).
 //
 // Returns {effective rate in milli-req/s, 1 when this call raised it, 1 when
 // the raise reached the budget, ms since the last decrease (−1: none)}.
 var succeedScript = redis.NewScript(`
 if redis.replicate_commands then pcall(redis.replicate_commands) end
 ` + clockLua + `
-local now = clock(ARGV[9])
+local now = clock(ARGV[10])
 local budget = tonumber(ARGV[1])
-local st = redis.call('HMGET', KEYS[1], 'rate', 'cut')
+local st = redis.call('HMGET', KEYS[1], 'rate', 'cut', 'base', 'steps', 'raised')
 local rate = tonumber(st[1])
 local cut = tonumber(st[2]) or 0
+local base = tonumber(st[3]) or 0
+local steps = tonumber(st[4]) or 0
+local raised = tonumber(st[5]) or 0
+local tokAt = tonumber(ARGV[9])
 local cutAge = -1
 if cut > 0 then cutAge = math.floor((now - cut) / 1000) end
-if tonumber(ARGV[8]) <= cut then
+if tokAt <= cut then
   if rate == nil or rate > budget then rate = budget end
   return {math.floor(rate * 1000), 0, 0, cutAge}
 end
-local recent = cut > 0 and now - cut <= tonumber(ARGV[5])
+local recent = cut > 0 and now - cut <= tonumber(ARGV[6])
 if rate == nil or rate >= budget then
   if recent then
-    redis.call('HINCRBYFLOAT', KEYS[1], 'acc', ARGV[7])
-    redis.call('PEXPIRE', KEYS[1], ARGV[6])
+    redis.call('HINCRBYFLOAT', KEYS[1], 'acc', ARGV[8])
+    redis.call('PEXPIRE', KEYS[1], ARGV[7])
   end
   return {math.floor(budget * 1000), 0, 0, cutAge}
 end
-redis.call('HINCRBYFLOAT', KEYS[1], 'acc', ARGV[7])
-redis.call('PEXPIRE', KEYS[1], ARGV[6])
-if now - cut < tonumber(ARGV[2]) then
+redis.call('HINCRBYFLOAT', KEYS[1], 'acc', ARGV[8])
+redis.call('PEXPIRE', KEYS[1], ARGV[7])
+if now - cut < tonumber(ARGV[2]) or tokAt <= raised then
   return {math.floor(rate * 1000), 0, 0, cutAge}
 end
 local run = redis.call('HINCRBY', KEYS[1], 'run', 1)
 if run < math.max(1, math.floor(tonumber(ARGV[3]) * rate / budget + 0.5)) then
   return {math.floor(rate * 1000), 0, 0, cutAge}
 end
-rate = rate + tonumber(ARGV[4])
+steps = steps + 1
+if base <= 0 then base = rate end
+rate = rate + math.min(tonumber(ARGV[4]), steps * tonumber(ARGV[5]) * base)
 if rate >= budget then
   redis.call('HDEL', KEYS[1], 'rate')
   redis.call('HSET', KEYS[1], 'run', 0)
   return {math.floor(budget * 1000), 1, 1, cutAge}
 end
-redis.call('HSET', KEYS[1], 'rate', string.format('%.6f', rate), 'run', 0)
+redis.call('HSET', KEYS[1], 'rate', string.format('%.6f', rate), 'run', 0, 'steps', steps,
+  'raised', string.format('%.0f', now))
 return {math.floor(rate * 1000), 1, 0, cutAge}
 `)
 
