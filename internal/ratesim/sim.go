@@ -183,12 +183,12 @@ func Run(ctx context.Context, m Model) (Result, error) {
 	}
 	lim := ratelimit.Limit{Rate: m.Budget, Burst: m.Burst}
 	for r := range m.Replicas {
-		l := ratelimit.New(rdb, ratelimit.Config{Prefix: "ratesim:", Adaptive: m.Adaptive, Now: s.now,
-			OnRate: func(_ string, rate float64) { s.rate = rate }})
+		rp := &replica{l: ratelimit.New(rdb, ratelimit.Config{Prefix: "ratesim:", Adaptive: m.Adaptive, Now: s.now,
+			OnRate: func(_ string, rate float64) { s.rate = rate }})}
 		for k := range m.Slots {
 			critical := float64(r*m.Slots+k) < m.Critical*float64(m.Replicas*m.Slots)
-			sl := &slot{l: l, lim: lim, critical: critical}
-			s.at(time.Duration(s.rng.Int64N(int64(10*time.Millisecond))), func() error { return s.attempt(ctx, sl) })
+			sl := &slot{rp: rp, lim: lim, critical: critical}
+			s.at(time.Duration(s.rng.Int64N(int64(10*time.Millisecond))), func() error { return s.want(ctx, sl) })
 		}
 	}
 	s.rate = m.Budget
@@ -216,8 +216,19 @@ func Run(ctx context.Context, m Model) (Result, error) {
 	return Result{Model: m, Seconds: s.seconds, Phases: s.phases()}, nil
 }
 
+// replica is one worker process: its limiter, and its slots waiting for a
+// token in order. One of them at a time asks Redis (as Wait's per-process
+// pacer spaces a process's attempts), so the embedded Redis is not asked
+// once per slot for every token.
+type replica struct {
+	l       *ratelimit.Limiter
+	waiting []*slot
+	polling bool
+}
+
+// slot is one request a replica keeps in flight or waiting for a token.
 type slot struct {
-	l        *ratelimit.Limiter
+	rp       *replica
 	lim      ratelimit.Limit
 	critical bool
 }
@@ -313,17 +324,36 @@ func (s *sim) jitter(d time.Duration) time.Duration {
 	return time.Duration(s.rng.Int64N(int64(j)))
 }
 
-// attempt asks slot's limiter for a token; once it has one the request goes
-// out, is answered by the bucket half a round trip later and comes back
-// after the other half; then the slot tries again.
-func (s *sim) attempt(ctx context.Context, sl *slot) error {
-	res, err := sl.l.Allow(ctx, "ws", sl.lim, sl.critical)
+// want queues slot for a token of its replica.
+func (s *sim) want(ctx context.Context, sl *slot) error {
+	rp := sl.rp
+	rp.waiting = append(rp.waiting, sl)
+	if !rp.polling {
+		rp.polling = true
+		return s.poll(ctx, rp)
+	}
+	return nil
+}
+
+// poll asks the replica's limiter for a token for its first waiting slot;
+// once it has one the request goes out, is answered by the bucket half a
+// round trip later and comes back after the other half, and the slot
+// queues again.
+func (s *sim) poll(ctx context.Context, rp *replica) error {
+	sl := rp.waiting[0]
+	res, err := rp.l.Allow(ctx, "ws", sl.lim, sl.critical)
 	if err != nil {
 		return err
 	}
 	if !res.Allowed {
-		s.at(res.RetryAfter+s.jitter(res.RetryAfter), func() error { return s.attempt(ctx, sl) })
+		s.at(res.RetryAfter+s.jitter(res.RetryAfter), func() error { return s.poll(ctx, rp) })
 		return nil
+	}
+	rp.waiting = rp.waiting[1:]
+	if len(rp.waiting) > 0 {
+		s.at(0, func() error { return s.poll(ctx, rp) })
+	} else {
+		rp.polling = false
 	}
 	tok := res.Token
 	s.at(s.m.Latency/2, func() error {
@@ -338,14 +368,14 @@ func (s *sim) attempt(ctx context.Context, sl *slot) error {
 		s.at(s.m.Latency-s.m.Latency/2, func() error {
 			var err error
 			if ok {
-				err = sl.l.Succeeded(ctx, tok)
+				err = rp.l.Succeeded(ctx, tok)
 			} else {
-				_, err = sl.l.Throttled(ctx, tok, 0)
+				_, err = rp.l.Throttled(ctx, tok, 0)
 			}
 			if err != nil {
 				return err
 			}
-			return s.attempt(ctx, sl)
+			return s.want(ctx, sl)
 		})
 		return nil
 	})
