@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -88,9 +89,16 @@ func TestFleetFollowsTheRealLimit(t *testing.T) {
 	time.Sleep(3 * time.Second) // the fleet runs at its budget
 	stormAt := time.Now()
 	require.NoError(t, e.fake.SetFaults(fake.Faults{RateLimit: fake.Rate(budget / 16)}))
-	time.Sleep(7 * time.Second)
-	h, _ := workers[1].Health(ctx)
-	during := h.Customerio
+	// The effective rate every replica shares, as /health/customerio shows
+	// it, sampled through the storm (it rises above the limit while it
+	// probes, so one sample says little).
+	var rates []float64
+	for time.Since(stormAt) < 7*time.Second {
+		time.Sleep(200 * time.Millisecond)
+		h, _ := workers[len(rates)%3].Health(ctx)
+		require.Equal(t, budget, h.Customerio.RateBudget)
+		rates = append(rates, h.Customerio.RateEffective)
+	}
 	returnAt := time.Now()
 	require.NoError(t, e.fake.SetFaults(fake.Faults{}))
 	time.Sleep(7 * time.Second)
@@ -102,11 +110,14 @@ func TestFleetFollowsTheRealLimit(t *testing.T) {
 	reqs := e.fake.Requests()
 	sent, throttled := window(reqs, stormAt, returnAt)
 	share := float64(throttled) / float64(sent)
-	t.Logf("storm (%.0f → %.0f req/s for %s): %d of %d requests got 429 (%.1f%%); effective rate at its end %.1f req/s",
-		budget, budget/16, returnAt.Sub(stormAt).Round(100*time.Millisecond), throttled, sent, 100*share, during.RateEffective)
-	require.LessOrEqual(t, share, 0.25, "the fleet stops hammering the wall (a fixed rate gets 30–40%%)")
-	require.LessOrEqual(t, during.RateEffective, 3*budget/16, "the effective rate found the real limit")
-	require.Equal(t, budget, during.RateBudget)
+	storm := returnAt.Sub(stormAt)
+	slices.Sort(rates)
+	median := rates[len(rates)/2]
+	t.Logf("storm (%.0f → %.0f req/s for %s): %d of %d requests got 429 (%.1f%%); effective rate: median %.1f req/s, samples %v",
+		budget, budget/16, storm.Round(100*time.Millisecond), throttled, sent, 100*share, median, rates)
+	require.LessOrEqual(t, share, 0.3, "the fleet stops hammering the wall (at a fixed 80 req/s nearly every request would 429)")
+	require.GreaterOrEqual(t, float64(sent-throttled)/storm.Seconds(), 0.4*budget/16, "the fleet keeps using the low limit")
+	require.LessOrEqual(t, median, 2*budget/16, "the effective rate found the real limit")
 
 	for s := 0; s < 7; s++ {
 		from := returnAt.Add(time.Duration(s) * time.Second)
