@@ -85,7 +85,7 @@ bench:
 faults:
 	@mkdir -p bin
 	CIOQ_FAULTS=$${CIOQ_FAULTS:-all} CIOQ_FAULTS_TABLE=$(CURDIR)/bin/faults.md \
-	  scripts/with-redis.sh $(GO) test -count=1 -v -timeout 20m -run '^TestFaults$$' ./faults/
+	  scripts/with-redis.sh $(GO) test -count=1 -v -timeout 30m -run '^TestFaults$$' ./faults/
 
 ## lint: gofmt, go vet and staticcheck must all be clean.
 lint: fmt vet staticcheck

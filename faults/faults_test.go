@@ -27,6 +27,9 @@ type scenario struct {
 	// means any number (every one must be in cioq's store, none archived).
 	wantDead int
 	run      func(t *testing.T, bin string) row
+	// runBase, set instead of run, also gets the baseline binary ("" when
+	// CIOQ_FAULTS_BASELINE is unset) to measure in the same run.
+	runBase func(t *testing.T, bin, base string) row
 }
 
 func scenarios() []scenario {
@@ -45,8 +48,15 @@ func scenarios() []scenario {
 		{num: 12, id: "RetriesRunOut", name: "retry budget 1: a 503 outage, then a 429 storm", wantDead: -1, run: scenarioRetriesRunOut},
 		{num: 13, id: "IngestRedisRestart", name: "ingest: Redis SIGKILL + restart while clients post batches and retry", long: true, run: scenarioIngestRedisRestart},
 		{num: 14, id: "PersonOrder", name: "deletes, suppresses, unsuppresses and updates of 40 people under 30% 5xx", run: scenarioPersonOrder},
+		{num: 15, id: "RealLimitDrops16x", name: "real limit 80 → 5 req/s for 15 s under load, then back", long: true, runBase: scenarioRateDrop16},
+		{num: 16, id: "RealLimitDrops20x", name: "real limit 40 → 2 req/s for 15 s under load, then back", long: true, runBase: scenarioRateDrop20},
+		{num: 17, id: "RealLimitAtHalfBudget", name: "real limit at half the budget (40 of 80 req/s) for 60 s", long: true, runBase: scenarioRateHalf},
 	}
 }
+
+// baselineRev is CIOQ_FAULTS_BASELINE: a git revision whose cioq the
+// adaptive-rate scenarios also run, for comparison; "" for none.
+func baselineRev() string { return strings.TrimSpace(os.Getenv("CIOQ_FAULTS_BASELINE")) }
 
 // selected reports whether CIOQ_FAULTS picks scenario sc: "all", a comma
 // list of numbers, or unset for the short scenarios only.
@@ -76,6 +86,10 @@ func TestFaults(t *testing.T) {
 		t.Skipf("CIOQ_FAULTS=%q selects no scenario", sel)
 	}
 	bin := buildCioq(t)
+	base := ""
+	if rev := baselineRev(); rev != "" && slices.ContainsFunc(run, func(sc scenario) bool { return sc.runBase != nil }) {
+		base = buildBaseline(t, rev)
+	}
 	var rows []row
 	for _, sc := range run {
 		t.Run(fmt.Sprintf("%02d_%s", sc.num, sc.id), func(t *testing.T) {
@@ -86,7 +100,11 @@ func TestFaults(t *testing.T) {
 				rows = append(rows, r)
 				t.Logf("scenario %d took %s", sc.num, time.Since(start).Round(time.Second))
 			}()
-			r = sc.run(t, bin)
+			if sc.runBase != nil {
+				r = sc.runBase(t, bin, base)
+			} else {
+				r = sc.run(t, bin)
+			}
 			requireOutcome(t, r, sc.wantDead)
 		})
 	}
@@ -118,8 +136,8 @@ func requireOutcome(t *testing.T, r row, wantDead int) {
 	if wantDead >= 0 && r.DeadLettered != wantDead {
 		t.Errorf("%d ops dead-lettered or archived, want %d", r.DeadLettered, wantDead)
 	}
-	if r.MaxPerSecond > budget+budgetBurst {
-		t.Errorf("%d requests accepted in one second, budget %d (burst %d)", r.MaxPerSecond, budget, budgetBurst)
+	if r.MaxPerSecond > r.budget()+r.burst() {
+		t.Errorf("%d requests accepted in one second, budget %d (burst %d)", r.MaxPerSecond, r.budget(), r.burst())
 	}
 	if r.Sent == 0 || r.Sent != r.Delivered+r.DeadLettered+r.Obsolete+r.Lost {
 		t.Errorf("counts do not add up: sent %d, delivered %d, dead %d, obsolete %d, lost %d",

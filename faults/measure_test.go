@@ -1,6 +1,7 @@
 package faults_test
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -44,6 +45,9 @@ type row struct {
 	RateLimited int64
 	// MaxPerSecond is the most accepted requests in any one second.
 	MaxPerSecond int
+	// Budget and Burst are the fleet's CIOQ_RATE_LIMIT and its limiter
+	// burst; zero means the suite's budget and budgetBurst.
+	Budget, Burst int
 	// Drain is the time from the end of the fault (or the last enqueue,
 	// when later) to the last delivery.
 	Drain time.Duration
@@ -78,6 +82,9 @@ func (c *cluster) wrongStates(f *feed, dls map[string]worker.DeadLetter) (int, [
 	sort.Strings(bad)
 	return len(bad), bad
 }
+
+func (r row) budget() int { return cmp.Or(r.Budget, budget) }
+func (r row) burst() int  { return cmp.Or(r.Burst, budgetBurst) }
 
 // delivered counts, per seq of this run, how often the fake accepted it,
 // from its request log; it also reports whether the log kept every
@@ -226,7 +233,7 @@ func printTable(w io.Writer, rows []row) {
 		}
 		fmt.Fprintf(w, "| %d | %s | %d | %d | %d | %d | %d | %s | %d | %d | %d (%d+%d) | %s | %s |\n",
 			r.Num, r.Scenario, r.Sent, r.Delivered, r.Duplicates, r.Repeated, r.Lost, dead, r.WrongState,
-			r.RateLimited, r.MaxPerSecond, budget, budgetBurst, r.Drain.Round(100*time.Millisecond), result)
+			r.RateLimited, r.MaxPerSecond, r.budget(), r.burst(), r.Drain.Round(100*time.Millisecond), result)
 	}
 	fmt.Fprintln(w)
 	for _, r := range rows {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,12 +19,12 @@ import (
 const (
 	// DefaultPrefix is the key prefix used when Config.Prefix is empty.
 	DefaultPrefix = "cioq:"
-	// DefaultCoolDownBase is the first cool-down after a 429.
+	// DefaultCoolDownBase is the cool-down after a decrease that could not
+	// measure Customer.io's rate.
 	DefaultCoolDownBase = time.Second
-	// DefaultCoolDownMax caps the cool-down a 429 streak grows to.
+	// DefaultCoolDownMax caps the cool-down that decreases without any
+	// accepted request between them grow to.
 	DefaultCoolDownMax = 60 * time.Second
-	// DefaultStreakTTL is how long a 429 streak is remembered.
-	DefaultStreakTTL = 60 * time.Second
 )
 
 // ErrInvalidConfig is matched (errors.Is) by every error caused by an
@@ -36,8 +35,6 @@ var ErrInvalidConfig = errors.New("ratelimit: invalid config")
 // *redis.ClusterClient, *redis.Ring and redis.UniversalClient satisfy it.
 type scripter interface {
 	redis.Scripter
-	Del(ctx context.Context, keys ...string) *redis.IntCmd
-	PTTL(ctx context.Context, key string) *redis.DurationCmd
 }
 
 var (
@@ -51,17 +48,28 @@ type Config struct {
 	// Prefix starts every key. Empty means DefaultPrefix ("cioq:"). It must
 	// not contain '{' or '}', which would break the per-workspace hash tag.
 	Prefix string
-	// Logger receives cool-down events. Nil means no logging.
+	// Logger receives rate changes and cool-downs. Nil means no logging.
 	Logger *slog.Logger
-	// CoolDownBase is the cool-down after the first 429 of a streak; each
-	// further 429 doubles it. Zero means DefaultCoolDownBase (1 s).
+	// CoolDownBase is the cool-down after a decrease that had no measurement
+	// (the first 429 after a quiet spell); each further such decrease with
+	// no request accepted in between doubles it. Zero means
+	// DefaultCoolDownBase (1 s).
 	CoolDownBase time.Duration
 	// CoolDownMax caps the doubled cool-down (a longer Retry-After from the
 	// server is still honoured). Zero means DefaultCoolDownMax (60 s).
 	CoolDownMax time.Duration
-	// StreakTTL is how long after the last 429 a streak is forgotten. Zero
-	// means DefaultStreakTTL (60 s).
-	StreakTTL time.Duration
+	// Adaptive tunes how the effective rate follows Customer.io's real
+	// limit. The zero value uses the defaults documented on its fields.
+	Adaptive Adaptive
+	// OnRate, when set, is called each time this process sees a
+	// workspace's effective rate change (from any replica's decrease or
+	// increase), with the new rate in req/s; for example to set a gauge. It
+	// is called synchronously and must not block.
+	OnRate func(workspace string, rate float64)
+	// Now, when set, replaces Redis's clock (TIME) in every script: for
+	// simulations and tests only. Production leaves it nil so that every
+	// replica reads the same clock.
+	Now func() time.Time
 }
 
 func (c Config) withDefaults() Config {
@@ -71,7 +79,7 @@ func (c Config) withDefaults() Config {
 	}
 	c.CoolDownBase = cmp.Or(c.CoolDownBase, DefaultCoolDownBase)
 	c.CoolDownMax = cmp.Or(c.CoolDownMax, DefaultCoolDownMax)
-	c.StreakTTL = cmp.Or(c.StreakTTL, DefaultStreakTTL)
+	c.Adaptive = c.Adaptive.withDefaults()
 	return c
 }
 
@@ -83,23 +91,28 @@ func (c Config) validate() error {
 		return fmt.Errorf("%w: CoolDownBase %s below 1ms", ErrInvalidConfig, c.CoolDownBase)
 	case c.CoolDownMax < c.CoolDownBase:
 		return fmt.Errorf("%w: CoolDownMax %s below CoolDownBase %s", ErrInvalidConfig, c.CoolDownMax, c.CoolDownBase)
-	case c.StreakTTL < time.Millisecond:
-		return fmt.Errorf("%w: StreakTTL %s below 1ms", ErrInvalidConfig, c.StreakTTL)
 	}
-	return nil
+	return c.Adaptive.validate()
 }
 
 // Limiter enforces per-workspace budgets shared by every replica through
-// Redis, and a shared cool-down after 429 answers. It is safe for concurrent
-// use; make one per process.
+// Redis, at an effective rate that follows Customer.io's 429 answers (see
+// Adaptive). It is safe for concurrent use; make one per process.
 type Limiter struct {
 	rdb scripter
 	cfg Config
 	err error // configuration error, returned by every call
 
-	mu      sync.Mutex
-	pacers  map[string]*rate.Limiter // per workspace, paces Wait's attempts
-	last429 map[string]time.Time     // per workspace, when this process last saw a 429
+	mu     sync.Mutex
+	pacers map[string]*rate.Limiter // per workspace and lane, paces Wait's attempts
+	seen   map[string]seen          // per workspace, the adaptive state last read
+}
+
+// seen is what this process last read of a workspace's adaptive state.
+type seen struct {
+	rate   float64   // effective rate, req/s
+	cutAt  time.Time // local estimate of the last decrease; zero: none
+	budget float64
 }
 
 // New returns a Limiter on rdb. An invalid cfg makes every call return an
@@ -108,7 +121,7 @@ func New(rdb scripter, cfg Config) *Limiter {
 	cfg = cfg.withDefaults()
 	return &Limiter{
 		rdb: rdb, cfg: cfg, err: cfg.validate(),
-		pacers: map[string]*rate.Limiter{}, last429: map[string]time.Time{},
+		pacers: map[string]*rate.Limiter{}, seen: map[string]seen{},
 	}
 }
 
@@ -116,11 +129,16 @@ func New(rdb scripter, cfg Config) *Limiter {
 type Result struct {
 	// Allowed is true when the request took a token and may be sent.
 	Allowed bool
+	// Token identifies the allowed request; pass it to Throttled or
+	// Succeeded with Customer.io's answer. Zero when not Allowed.
+	Token Token
 	// RetryAfter is how long until the next token may be free; zero when
 	// Allowed.
 	RetryAfter time.Duration
 	// CoolingDown is true when the request was denied by a 429 cool-down.
 	CoolingDown bool
+	// Rate is the workspace's effective rate (req/s) the check ran at.
+	Rate float64
 }
 
 func (l *Limiter) key(ws, name string) string {
@@ -137,11 +155,28 @@ func (l *Limiter) check(op, ws string) error {
 	return nil
 }
 
+// clock is Config.Now, else time.Now.
+func (l *Limiter) clock() time.Time {
+	if l.cfg.Now != nil {
+		return l.cfg.Now()
+	}
+	return time.Now()
+}
+
+// now is the time argument of every script: "" for Redis TIME.
+func (l *Limiter) now() string {
+	if l.cfg.Now == nil {
+		return ""
+	}
+	return strconv.FormatInt(l.cfg.Now().UnixMicro(), 10)
+}
+
 // Allow takes one token from workspace's budget, in one round trip (one
 // EVALSHA run atomically with Redis's clock): it is denied while the
-// workspace cools down after a 429; otherwise GCRA runs at lim's Rate and
-// Burst and, for a non-critical request, also at the bulk lane's
-// Rate×(1−CriticalShare), taking tokens only when both allow.
+// workspace cools down after a 429; otherwise GCRA runs at the workspace's
+// effective rate (lim.Rate, or less after 429s) with lim's Burst scaled to
+// it and, for a non-critical request, also at the bulk lane's
+// rate×(1−CriticalShare), taking tokens only when both allow.
 func (l *Limiter) Allow(ctx context.Context, workspace string, lim Limit, critical bool) (Result, error) {
 	if err := l.check("allow", workspace); err != nil {
 		return Result{}, err
@@ -150,98 +185,82 @@ func (l *Limiter) Allow(ctx context.Context, workspace string, lim Limit, critic
 	if err := lim.validate(); err != nil {
 		return Result{}, err
 	}
-	bulkRate, bulkBurst := lim.bulk()
 	crit := "0"
 	if critical {
 		crit = "1"
 	}
-	keys := []string{l.key(workspace, "cooldown"), l.key(workspace, "all"), l.key(workspace, "bulk")}
+	keys := []string{l.key(workspace, "state"), l.key(workspace, "all"), l.key(workspace, "bulk")}
 	res, err := allowScript.Run(ctx, l.rdb, keys,
-		micros(lim.Rate), lim.Burst, micros(bulkRate), bulkBurst, crit).Int64Slice()
+		formatRate(lim.Rate), lim.Burst, strconv.FormatFloat(lim.CriticalShare, 'f', 6, 64), crit, l.now()).Int64Slice()
 	if err != nil {
 		return Result{}, fmt.Errorf("ratelimit: allow %s: %w", workspace, err)
 	}
-	if len(res) != 3 {
+	if len(res) != 6 {
 		return Result{}, fmt.Errorf("ratelimit: allow %s: unexpected answer %v", workspace, res)
 	}
+	eff := float64(res[4]) / 1000
+	l.observe(workspace, lim.Rate, eff, res[5])
 	if res[0] == 1 {
-		return Result{Allowed: true}, nil
+		return Result{Allowed: true, Rate: eff,
+			Token: Token{Workspace: workspace, Limit: lim, At: time.UnixMicro(res[3]), Critical: critical}}, nil
 	}
-	return Result{RetryAfter: time.Duration(res[1]) * time.Microsecond, CoolingDown: res[2] == 1}, nil
+	return Result{RetryAfter: time.Duration(res[1]) * time.Microsecond, CoolingDown: res[2] == 1, Rate: eff}, nil
 }
 
-// micros is the emission interval of rate in µs, as a script argument.
-func micros(rate float64) string {
-	return strconv.FormatFloat(1e6/rate, 'f', 3, 64)
-}
-
-// Throttled records a 429 from Customer.io for workspace: it lengthens the
-// workspace's 429 streak and sets the shared cool-down to
-// max(retryAfter, CoolDownBase×2^(streak−1) capped at CoolDownMax, less up
-// to 20% jitter), keeping a longer one already in place. Every replica's
-// Allow honours it. It returns the cool-down now in force.
-func (l *Limiter) Throttled(ctx context.Context, workspace string, retryAfter time.Duration) (time.Duration, error) {
-	if err := l.check("throttled", workspace); err != nil {
-		return 0, err
+// observe records what a script answered about workspace's adaptive state
+// and reports a changed effective rate to Config.OnRate.
+func (l *Limiter) observe(ws string, budget, eff float64, cutAgeMs int64) {
+	s := seen{rate: eff, budget: budget}
+	if cutAgeMs >= 0 {
+		s.cutAt = l.clock().Add(-time.Duration(cutAgeMs) * time.Millisecond)
 	}
 	l.mu.Lock()
-	l.last429[workspace] = time.Now()
+	old, ok := l.seen[ws]
+	l.seen[ws] = s
 	l.mu.Unlock()
-	jitter := 0.8 + 0.2*rand.Float64()
-	keys := []string{l.key(workspace, "streak"), l.key(workspace, "cooldown")}
-	res, err := throttleScript.Run(ctx, l.rdb, keys,
-		max(retryAfter, 0).Milliseconds(), l.cfg.CoolDownBase.Milliseconds(), l.cfg.CoolDownMax.Milliseconds(),
-		l.cfg.StreakTTL.Milliseconds(), strconv.FormatFloat(jitter, 'f', 4, 64)).Int64Slice()
+	if l.cfg.OnRate != nil && (!ok || old.rate != eff) {
+		l.cfg.OnRate(ws, eff)
+	}
+}
+
+// formatRate renders a rate in req/s as a script argument.
+func formatRate(r float64) string { return strconv.FormatFloat(r, 'f', 6, 64) }
+
+// State is a workspace's adaptive rate as every replica sees it.
+type State struct {
+	// Budget is the configured rate (Limit.Rate), the ceiling.
+	Budget float64
+	// Rate is the effective rate in req/s: Budget, or less after 429s.
+	Rate float64
+	// CoolDown is what is left of a 429 cool-down; zero when none.
+	CoolDown time.Duration
+	// SinceDecrease is the time since the last decrease; negative when
+	// there has been none (or it was forgotten, after an hour of silence).
+	SinceDecrease time.Duration
+}
+
+// State reads workspace's adaptive state in one round trip.
+func (l *Limiter) State(ctx context.Context, workspace string, lim Limit) (State, error) {
+	if err := l.check("state", workspace); err != nil {
+		return State{}, err
+	}
+	lim = lim.withDefaults()
+	if err := lim.validate(); err != nil {
+		return State{}, err
+	}
+	res, err := stateScript.Run(ctx, l.rdb, []string{l.key(workspace, "state")},
+		formatRate(lim.Rate), l.now()).Int64Slice()
 	if err != nil {
-		return 0, fmt.Errorf("ratelimit: throttled %s: %w", workspace, err)
+		return State{}, fmt.Errorf("ratelimit: state %s: %w", workspace, err)
 	}
-	if len(res) != 2 {
-		return 0, fmt.Errorf("ratelimit: throttled %s: unexpected answer %v", workspace, res)
+	if len(res) != 3 {
+		return State{}, fmt.Errorf("ratelimit: state %s: unexpected answer %v", workspace, res)
 	}
-	cool := time.Duration(res[0]) * time.Millisecond
-	l.cfg.Logger.WarnContext(ctx, "rate limited: cooling down",
-		slog.String("workspace_id", workspace), slog.Duration("cool_down", cool),
-		slog.Duration("retry_after", retryAfter), slog.Int64("streak", res[1]))
-	return cool, nil
-}
-
-// Succeeded ends workspace's 429 streak after an accepted request. It costs
-// no round trip unless this process saw a 429 for the workspace within the
-// last StreakTTL.
-func (l *Limiter) Succeeded(ctx context.Context, workspace string) error {
-	if err := l.check("succeeded", workspace); err != nil {
-		return err
+	st := State{Budget: lim.Rate, Rate: float64(res[0]) / 1000,
+		CoolDown: time.Duration(res[1]) * time.Microsecond, SinceDecrease: -1}
+	if res[2] >= 0 {
+		st.SinceDecrease = time.Duration(res[2]) * time.Millisecond
 	}
-	l.mu.Lock()
-	at, ok := l.last429[workspace]
-	if ok && time.Since(at) >= l.cfg.StreakTTL {
-		delete(l.last429, workspace) // the streak key has expired by itself
-		ok = false
-	}
-	l.mu.Unlock()
-	if !ok {
-		return nil
-	}
-	if err := l.rdb.Del(ctx, l.key(workspace, "streak")).Err(); err != nil {
-		return fmt.Errorf("ratelimit: succeeded %s: %w", workspace, err)
-	}
-	l.mu.Lock()
-	if l.last429[workspace] == at { // no newer 429 meanwhile
-		delete(l.last429, workspace)
-	}
-	l.mu.Unlock()
-	return nil
-}
-
-// CoolDown returns how long workspace's shared 429 cool-down has left; zero
-// when there is none.
-func (l *Limiter) CoolDown(ctx context.Context, workspace string) (time.Duration, error) {
-	if err := l.check("cool-down", workspace); err != nil {
-		return 0, err
-	}
-	d, err := l.rdb.PTTL(ctx, l.key(workspace, "cooldown")).Result()
-	if err != nil {
-		return 0, fmt.Errorf("ratelimit: cool-down %s: %w", workspace, err)
-	}
-	return max(d, 0), nil
+	l.observe(workspace, lim.Rate, st.Rate, res[2])
+	return st, nil
 }

@@ -41,6 +41,14 @@ type testBundle struct {
 	calls  *counter // round trips of the first limiter
 }
 
+// allowed is a Result's Allowed, as a check on its shape: an allowed
+// Result carries its token, a denied one none.
+func allowed(t *testing.T, res ratelimit.Result) bool {
+	t.Helper()
+	require.Equal(t, res.Allowed, res.Token.Workspace != "", "a token exactly when allowed: %+v", res)
+	return res.Allowed
+}
+
 // setup returns n limiters on one Redis database, each with a client of its
 // own (as separate pods would have), sharing one key prefix.
 func setup(t *testing.T, n int, cfg ratelimit.Config) ([]*ratelimit.Limiter, *testBundle) {
@@ -92,11 +100,15 @@ func TestAllow(t *testing.T) {
 		for i := range 3 {
 			res, err := ls[0].Allow(ctx, "ws", lim, true)
 			require.NoError(t, err)
-			require.Equal(t, ratelimit.Result{Allowed: true}, res, "request %d", i)
+			require.True(t, allowed(t, res), "request %d", i)
+			require.Equal(t, "ws", res.Token.Workspace)
+			require.True(t, res.Token.Critical)
+			require.Equal(t, 0.1, res.Rate, "the effective rate is the budget")
+			require.WithinDuration(t, time.Now(), res.Token.At, 5*time.Second, "Redis's clock")
 		}
 		res, err := ls[0].Allow(ctx, "ws", lim, true)
 		require.NoError(t, err)
-		require.False(t, res.Allowed)
+		require.False(t, allowed(t, res))
 		require.False(t, res.CoolingDown)
 		require.Greater(t, res.RetryAfter, 5*time.Second)
 		require.LessOrEqual(t, res.RetryAfter, 10*time.Second)
@@ -195,7 +207,7 @@ func TestAllow(t *testing.T) {
 		// Critical requests at about their reserved rate (10/s) mostly pass.
 		passed := 0
 		for range 20 {
-			if err := ls[1].Wait(ctx, "ws", lim, true, 5*time.Second); err == nil {
+			if _, err := ls[1].Wait(ctx, "ws", lim, true, 5*time.Second); err == nil {
 				passed++
 			}
 		}
@@ -220,103 +232,6 @@ func TestAllow(t *testing.T) {
 	})
 }
 
-func TestCoolDown(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	lim := ratelimit.Limit{Rate: 1000, Burst: 100}
-
-	t.Run("BlocksEveryInstance", func(t *testing.T) {
-		t.Parallel()
-		ls, _ := setup(t, 3, ratelimit.Config{CoolDownBase: 10 * time.Second})
-		cool, err := ls[0].Throttled(ctx, "ws", 0)
-		require.NoError(t, err)
-		require.GreaterOrEqual(t, cool, 8*time.Second)
-		require.LessOrEqual(t, cool, 10*time.Second)
-		for i, l := range ls {
-			for _, critical := range []bool{false, true} {
-				res, err := l.Allow(ctx, "ws", lim, critical)
-				require.NoError(t, err)
-				require.False(t, res.Allowed, "instance %d", i)
-				require.True(t, res.CoolingDown)
-				require.Greater(t, res.RetryAfter, 5*time.Second)
-				require.LessOrEqual(t, res.RetryAfter, cool)
-			}
-			left, err := l.CoolDown(ctx, "ws")
-			require.NoError(t, err)
-			require.Greater(t, left, 5*time.Second)
-		}
-		left, err := ls[1].CoolDown(ctx, "other")
-		require.NoError(t, err)
-		require.Equal(t, time.Duration(0), left)
-		res, err := ls[1].Allow(ctx, "other", lim, false)
-		require.NoError(t, err)
-		require.True(t, res.Allowed)
-	})
-
-	t.Run("GrowsWithTheStreakAndIsCapped", func(t *testing.T) {
-		t.Parallel()
-		ls, _ := setup(t, 2, ratelimit.Config{CoolDownBase: time.Second, CoolDownMax: 5 * time.Second})
-		var got []time.Duration
-		for i := range 6 {
-			cool, err := ls[i%2].Throttled(ctx, "ws", 0)
-			require.NoError(t, err)
-			got = append(got, cool)
-		}
-		t.Logf("cool-downs: %v", got)
-		// Jitter takes off at most 20%, and a running cool-down is never
-		// shortened: 1s, 2s, 4s, then the 5s cap.
-		for i, min := range []time.Duration{800, 1600, 3200, 4000, 4000, 4000} {
-			require.GreaterOrEqual(t, got[i], min*time.Millisecond, "429 #%d", i+1)
-			require.LessOrEqual(t, got[i], 5*time.Second, "429 #%d", i+1)
-		}
-		require.Greater(t, got[2], got[0])
-	})
-
-	t.Run("HonoursALongerRetryAfter", func(t *testing.T) {
-		t.Parallel()
-		ls, _ := setup(t, 1, ratelimit.Config{CoolDownMax: 2 * time.Second})
-		cool, err := ls[0].Throttled(ctx, "ws", 30*time.Second)
-		require.NoError(t, err)
-		require.Equal(t, 30*time.Second, cool)
-		left, err := ls[0].CoolDown(ctx, "ws")
-		require.NoError(t, err)
-		require.Greater(t, left, 20*time.Second)
-	})
-
-	t.Run("SucceededCostsNoRoundTripWithoutA429", func(t *testing.T) {
-		t.Parallel()
-		ls, b := setup(t, 1, ratelimit.Config{CoolDownBase: time.Second, CoolDownMax: 10 * time.Second})
-		l := ls[0]
-		for range 100 {
-			require.NoError(t, l.Succeeded(ctx, "ws"))
-		}
-		require.Equal(t, int64(0), b.calls.n.Load())
-
-		_, err := l.Throttled(ctx, "ws", 0)
-		require.NoError(t, err)
-		second, err := l.Throttled(ctx, "ws", 0)
-		require.NoError(t, err)
-		require.GreaterOrEqual(t, second, 1600*time.Millisecond)
-
-		before := b.calls.n.Load()
-		require.NoError(t, l.Succeeded(ctx, "ws"))
-		require.Equal(t, int64(1), b.calls.n.Load()-before, "one DEL after a 429")
-		require.NoError(t, l.Succeeded(ctx, "ws"))
-		require.Equal(t, int64(1), b.calls.n.Load()-before, "and nothing after that")
-
-		// The streak is over: the next 429 starts again from the base, but
-		// the running cool-down (≥1.6 s) is not shortened.
-		streak, err := b.db.Client.Exists(ctx, b.prefix+"{ws}:ratelimit:streak").Result()
-		require.NoError(t, err)
-		require.Equal(t, int64(0), streak)
-		_, err = l.Throttled(ctx, "ws", 0)
-		require.NoError(t, err)
-		n, err := b.db.Client.Get(ctx, b.prefix+"{ws}:ratelimit:streak").Int()
-		require.NoError(t, err)
-		require.Equal(t, 1, n)
-	})
-}
-
 func TestWait(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -326,7 +241,10 @@ func TestWait(t *testing.T) {
 		ls, _ := setup(t, 1, ratelimit.Config{})
 		lim := ratelimit.Limit{Rate: 20, Burst: 1}
 		for range 3 {
-			require.NoError(t, ls[0].Wait(ctx, "ws", lim, false, 10*time.Second))
+			tok, err := ls[0].Wait(ctx, "ws", lim, false, 10*time.Second)
+			require.NoError(t, err)
+			require.Equal(t, "ws", tok.Workspace)
+			require.False(t, tok.Critical)
 		}
 	})
 
@@ -339,7 +257,7 @@ func TestWait(t *testing.T) {
 		require.True(t, res.Allowed)
 
 		start := time.Now()
-		err = ls[0].Wait(ctx, "ws", lim, true, 200*time.Millisecond)
+		_, err = ls[0].Wait(ctx, "ws", lim, true, 200*time.Millisecond)
 		require.Less(t, time.Since(start), 5*time.Second)
 		require.ErrorIs(t, err, ratelimit.ErrLimited)
 		var de *ratelimit.DelayError
@@ -352,19 +270,23 @@ func TestWait(t *testing.T) {
 		t.Parallel()
 		ls, _ := setup(t, 1, ratelimit.Config{})
 		lim := ratelimit.Limit{Rate: 0.05, Burst: 1}
-		require.NoError(t, ls[0].Wait(ctx, "ws", lim, true, 0))
+		_, err := ls[0].Wait(ctx, "ws", lim, true, 0)
+		require.NoError(t, err)
 		dctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 		defer cancel()
-		err := ls[0].Wait(dctx, "ws", lim, true, time.Hour)
+		_, err = ls[0].Wait(dctx, "ws", lim, true, time.Hour)
 		require.ErrorIs(t, err, ratelimit.ErrLimited)
 	})
 
 	t.Run("ReportsACoolDown", func(t *testing.T) {
 		t.Parallel()
 		ls, _ := setup(t, 2, ratelimit.Config{CoolDownBase: 20 * time.Second, CoolDownMax: 20 * time.Second})
-		_, err := ls[1].Throttled(ctx, "ws", 0)
+		lim := ratelimit.PerSecond(100)
+		tok, err := ls[1].Wait(ctx, "ws", lim, true, time.Second)
 		require.NoError(t, err)
-		err = ls[0].Wait(ctx, "ws", ratelimit.PerSecond(100), true, time.Second)
+		_, err = ls[1].Throttled(ctx, tok, 0)
+		require.NoError(t, err)
+		_, err = ls[0].Wait(ctx, "ws", lim, true, time.Second)
 		var de *ratelimit.DelayError
 		require.True(t, errors.As(err, &de), "got %v", err)
 		want := &ratelimit.DelayError{RetryAfter: de.RetryAfter, CoolingDown: true}
@@ -377,8 +299,32 @@ func TestWait(t *testing.T) {
 	t.Run("WaitsThroughAShortCoolDown", func(t *testing.T) {
 		t.Parallel()
 		ls, _ := setup(t, 2, ratelimit.Config{CoolDownBase: 100 * time.Millisecond})
-		_, err := ls[1].Throttled(ctx, "ws", 0)
+		lim := ratelimit.PerSecond(100)
+		tok, err := ls[1].Wait(ctx, "ws", lim, false, time.Second)
 		require.NoError(t, err)
-		require.NoError(t, ls[0].Wait(ctx, "ws", ratelimit.PerSecond(100), false, 10*time.Second))
+		_, err = ls[1].Throttled(ctx, tok, 0)
+		require.NoError(t, err)
+		_, err = ls[0].Wait(ctx, "ws", lim, false, 10*time.Second)
+		require.NoError(t, err)
+	})
+
+	t.Run("PacesAtTheEffectiveRate", func(t *testing.T) {
+		t.Parallel()
+		// One cut takes 100 req/s down to 10 (burst 10 scaled to 1).
+		ls, _ := setup(t, 2, ratelimit.Config{CoolDownBase: time.Millisecond,
+			Adaptive: ratelimit.Adaptive{Decrease: 0.1}})
+		lim := ratelimit.PerSecond(100)
+		tok, err := ls[0].Wait(ctx, "ws", lim, true, time.Second)
+		require.NoError(t, err)
+		_, err = ls[0].Throttled(ctx, tok, 0)
+		require.NoError(t, err)
+		start := time.Now()
+		for range 6 {
+			_, err := ls[1].Wait(ctx, "ws", lim, true, 5*time.Second)
+			require.NoError(t, err)
+		}
+		// The cut empties the bucket: six tokens at 10 req/s take 0.6 s
+		// (at the budget they would take none).
+		require.GreaterOrEqual(t, time.Since(start), 500*time.Millisecond)
 	})
 }

@@ -34,19 +34,19 @@ func (e *DelayError) Error() string {
 func (e *DelayError) Is(target error) bool { return target == ErrLimited }
 
 // Wait takes one token for workspace, waiting for it at most maxWait and
-// never past ctx's deadline. It returns nil once allowed, a *DelayError when
-// the next chance lies beyond that bound (without sleeping towards it), or
-// ctx's error when ctx ends while waiting. Attempts are paced per process at
-// the workspace's rate, so a busy process does not hammer Redis; each sleep
-// after a denial gets a little jitter so replicas do not retry in step.
-// A maxWait of zero or less tries once.
-func (l *Limiter) Wait(ctx context.Context, workspace string, lim Limit, critical bool, maxWait time.Duration) error {
+// never past ctx's deadline. It returns the Token once allowed (hand it back
+// to Throttled or Succeeded with the answer), a *DelayError when the next
+// chance lies beyond that bound (without sleeping towards it), or ctx's
+// error when ctx ends while waiting. First attempts are paced per process
+// at lim's rate, so a busy process does not hammer Redis; each sleep after a denial gets a little jitter so replicas do not
+// retry in step. A maxWait of zero or less tries once.
+func (l *Limiter) Wait(ctx context.Context, workspace string, lim Limit, critical bool, maxWait time.Duration) (Token, error) {
 	if err := l.check("wait", workspace); err != nil {
-		return err
+		return Token{}, err
 	}
 	lim = lim.withDefaults()
 	if err := lim.validate(); err != nil {
-		return err
+		return Token{}, err
 	}
 	deadline := time.Now().Add(max(maxWait, 0))
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
@@ -62,40 +62,46 @@ func (l *Limiter) Wait(ctx context.Context, workspace string, lim Limit, critica
 	if d := r.DelayFrom(now); d > 0 {
 		if !r.OK() || now.Add(d).After(deadline) {
 			r.CancelAt(now)
-			return &DelayError{RetryAfter: d}
+			return Token{}, &DelayError{RetryAfter: d}
 		}
 		if err := sleep(ctx, d); err != nil {
 			r.Cancel()
-			return err
+			return Token{}, err
 		}
 	}
 	for {
 		res, err := l.Allow(ctx, workspace, lim, critical)
 		if err != nil {
-			return err
+			return Token{}, err
 		}
 		if res.Allowed {
-			return nil
+			return res.Token, nil
 		}
 		now := time.Now()
 		if now.Add(res.RetryAfter).After(deadline) {
-			return &DelayError{RetryAfter: res.RetryAfter, CoolingDown: res.CoolingDown}
+			return Token{}, &DelayError{RetryAfter: res.RetryAfter, CoolingDown: res.CoolingDown}
 		}
 		d := res.RetryAfter + jitter(res.RetryAfter)
 		if left := deadline.Sub(now); d > left {
 			d = left
 		}
 		if err := sleep(ctx, d); err != nil {
-			return err
+			return Token{}, err
 		}
 	}
 }
 
-// pacer returns this process's pacer for workspace and lane, set to lim: the
-// critical lane paces at the full rate, the default lane at its own share. A
-// pacer per lane keeps critical requests from queuing behind default-lane
-// waiters in this process before they ever reach Redis.
+// pacer returns this process's pacer for workspace and lane, set to lim:
+// the critical lane paces at the full rate, the default lane at its own
+// share. A pacer per lane keeps critical requests from queuing behind
+// default-lane waiters in this process before they ever reach Redis. It
+// paces at the configured rate, not the effective one: below the budget
+// Redis's answers pace the attempts (a denied one sleeps until the next
+// token), and a pacer at a low effective rate would send most waiters back
+// to the queue before they ever asked Redis, leaving tokens unused.
 func (l *Limiter) pacer(ws string, lim Limit, critical bool) *rate.Limiter {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	r, burst := lim.Rate, lim.Burst
 	key := ws + "\x00default"
 	if critical {
@@ -103,8 +109,6 @@ func (l *Limiter) pacer(ws string, lim Limit, critical bool) *rate.Limiter {
 	} else {
 		r, burst = lim.bulk()
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	p, ok := l.pacers[key]
 	if !ok {
 		p = rate.NewLimiter(rate.Limit(r), burst)

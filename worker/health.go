@@ -9,6 +9,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/cioq/cioq/breaker"
 )
 
 // CircuitStatus is the seed's /health/customerio shape for one workspace,
@@ -23,6 +25,12 @@ type CircuitStatus struct {
 	Unauthorized bool `json:"unauthorized,omitempty"`
 	// CoolDownSeconds is the remaining shared 429 cool-down.
 	CoolDownSeconds float64 `json:"cooldown_seconds,omitempty"`
+	// RateEffective is the request rate (req/s) every replica sends at: the
+	// budget, or less while Customer.io answers 429 (omitted when Redis did
+	// not answer).
+	RateEffective float64 `json:"rate_effective,omitempty"`
+	// RateBudget is the configured rate (req/s), the effective rate's ceiling.
+	RateBudget float64 `json:"rate_budget,omitempty"`
 	// Pipelines is the same for the workspace's Pipelines API requests
 	// (their own circuit and credentials); absent when the worker has no
 	// Pipelines sender for the workspace.
@@ -48,10 +56,10 @@ func (w *Worker) Health(ctx context.Context) (Health, bool) {
 	}
 	sort.Strings(names)
 	healthy := true
-	rank := map[string]int{"CLOSED": 0, "HALF_OPEN": 1, "OPEN": 2}
+	rank := map[string]int{breaker.StateClosed: 0, breaker.StateHalfOpen: 1, breaker.StateOpen: 2}
 	first := true
 	worst := func(cs CircuitStatus) {
-		if cs.CircuitState == "OPEN" || cs.Unauthorized {
+		if cs.CircuitState == breaker.StateOpen || cs.Unauthorized {
 			healthy = false
 		}
 		if first || rank[cs.CircuitState] > rank[h.Customerio.CircuitState] ||
@@ -79,12 +87,16 @@ func (ws *workspace) circuitStatus(ctx context.Context) CircuitStatus {
 	st := ws.w.breakers.Status(ws.breakerKey)
 	cs := CircuitStatus{CircuitState: st.State, FailureCount: st.FailureCount, LastFailure: st.LastFailure,
 		Unauthorized: ws.unauthorized()}
-	if !st.OpenUntil.IsZero() && st.State != "CLOSED" {
+	if !st.OpenUntil.IsZero() && st.State != breaker.StateClosed {
 		u := st.OpenUntil
 		cs.OpenUntil = &u
 	}
-	if d, err := ws.w.limiter.CoolDown(ctx, ws.limitKey); err == nil && d > 0 {
-		cs.CoolDownSeconds = d.Seconds()
+	cs.RateBudget = ws.budget.Rate
+	if rs, err := ws.w.limiter.State(ctx, ws.limitKey, ws.budget); err == nil {
+		cs.RateEffective = rs.Rate
+		if rs.CoolDown > 0 {
+			cs.CoolDownSeconds = rs.CoolDown.Seconds()
+		}
 	}
 	return cs
 }

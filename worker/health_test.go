@@ -69,6 +69,8 @@ func TestHealthEndpoints(t *testing.T) {
 	require.Contains(t, h["customerio"], "last_failure")
 	require.Nil(t, h["customerio"]["last_failure"])
 	require.Contains(t, h["workspaces"], "default")
+	require.Equal(t, 100.0, h["customerio"]["rate_budget"], "the configured budget")
+	require.Equal(t, 100.0, h["customerio"]["rate_effective"], "no 429 yet: the fleet sends at its budget")
 
 	// Customer.io down: the circuit opens and the endpoint says so with a 503.
 	require.NoError(t, e.fake.SetFaults(fake.Faults{Down: true}))

@@ -40,6 +40,8 @@ type request struct {
 	// att records the request for history and tracing (history.go); nil
 	// when both are off.
 	att *attempt
+	// tok is the limiter token the request was sent with (set by limit).
+	tok ratelimit.Token
 }
 
 // claimStore is the part of *idempotency.Store the worker uses.
@@ -53,10 +55,10 @@ type claimStore interface {
 
 // rateLimiter is the part of *ratelimit.Limiter the worker uses.
 type rateLimiter interface {
-	Wait(ctx context.Context, workspace string, lim ratelimit.Limit, critical bool, maxWait time.Duration) error
-	Throttled(ctx context.Context, workspace string, retryAfter time.Duration) (time.Duration, error)
-	Succeeded(ctx context.Context, workspace string) error
-	CoolDown(ctx context.Context, workspace string) (time.Duration, error)
+	Wait(ctx context.Context, workspace string, lim ratelimit.Limit, critical bool, maxWait time.Duration) (ratelimit.Token, error)
+	Throttled(ctx context.Context, tok ratelimit.Token, retryAfter time.Duration) (time.Duration, error)
+	Succeeded(ctx context.Context, tok ratelimit.Token) error
+	State(ctx context.Context, workspace string, lim ratelimit.Limit) (ratelimit.State, error)
 }
 
 // circuits is the part of *breaker.Set the worker uses.
@@ -106,13 +108,14 @@ func (ws *workspace) limit(next sendFunc) sendFunc {
 		case laneLive:
 			ws.liveWaiting.Add(1)
 		}
-		err := w.limiter.Wait(ctx, ws.limitKey, ws.budget, r.lane == laneCritical, w.cfg.MaxLimiterWait)
+		tok, err := w.limiter.Wait(ctx, ws.limitKey, ws.budget, r.lane == laneCritical, w.cfg.MaxLimiterWait)
 		if r.lane == laneLive {
 			ws.liveWaiting.Add(-1)
 		}
 		if err != nil {
 			return err
 		}
+		r.tok = tok
 		return next(ctx, r)
 	}
 }
@@ -137,7 +140,7 @@ func (ws *workspace) execute(next sendFunc) sendFunc {
 			w.m.Requests.WithLabelValues(ws.name, ws.api.String(), status).Inc()
 		}
 		if err == nil {
-			_ = w.limiter.Succeeded(ctx, ws.limitKey)
+			_ = w.limiter.Succeeded(ctx, r.tok)
 		}
 		if status != "" && status != "error" && !errors.Is(err, track.ErrUnauthorized) && ws.pausedUntil.Swap(0) != 0 {
 			w.log.InfoContext(ctx, "workspace resumed: credentials accepted", "workspace", ws.name, "api", ws.api.String())

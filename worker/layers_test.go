@@ -94,18 +94,33 @@ type memLimiter struct {
 	succeeded int
 }
 
-func (l *memLimiter) Wait(_ context.Context, _ string, _ ratelimit.Limit, critical bool, _ time.Duration) error {
+func (l *memLimiter) Wait(_ context.Context, ws string, lim ratelimit.Limit, critical bool, _ time.Duration) (ratelimit.Token, error) {
 	l.critical = append(l.critical, critical)
-	return l.waitErr
+	if l.waitErr != nil {
+		return ratelimit.Token{}, l.waitErr
+	}
+	return ratelimit.Token{Workspace: ws, Limit: lim}, nil
 }
 
-func (l *memLimiter) Throttled(_ context.Context, _ string, ra time.Duration) (time.Duration, error) {
+func (l *memLimiter) Throttled(_ context.Context, tok ratelimit.Token, ra time.Duration) (time.Duration, error) {
+	if tok.Workspace == "" {
+		return 0, errors.New("no token")
+	}
 	l.throttled = append(l.throttled, ra)
 	return max(ra, time.Second), nil
 }
 
-func (l *memLimiter) Succeeded(context.Context, string) error                 { l.succeeded++; return nil }
-func (l *memLimiter) CoolDown(context.Context, string) (time.Duration, error) { return 0, nil }
+func (l *memLimiter) Succeeded(_ context.Context, tok ratelimit.Token) error {
+	if tok.Workspace == "" {
+		return errors.New("no token")
+	}
+	l.succeeded++
+	return nil
+}
+
+func (l *memLimiter) State(context.Context, string, ratelimit.Limit) (ratelimit.State, error) {
+	return ratelimit.State{}, nil
+}
 
 type memCircuits struct {
 	status   breaker.Status
@@ -293,7 +308,7 @@ func TestSendPath(t *testing.T) {
 		items := []*item{op("a", 1)}
 		ws.send(ctx, laneLive, items)
 		require.Equal(t, map[string]string{"a": "deferred:" + ReasonRateLimited}, results(items))
-		require.Equal(t, []time.Duration{3 * time.Second}, f.limiter.throttled, "Retry-After honoured")
+		require.Equal(t, []time.Duration{3 * time.Second}, f.limiter.throttled, "Retry-After honoured, with the request's token")
 	})
 
 	t.Run("PartialRejectDeadLettersOnlyTheBadOp", func(t *testing.T) {

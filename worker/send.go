@@ -175,11 +175,12 @@ func (ws *workspace) deliver(ctx context.Context, l lane, items []*item) {
 	r.att = ws.beginAttempt(items) // history and batch span (history.go)
 	err := ws.sendFn(ctx, r)
 	ws.endAttempt(r.att, err)
-	ws.settle(ctx, l, items, classify(err))
+	ws.settle(ctx, l, items, classify(err), r.tok)
 }
 
-// settle applies a request's outcome to its items.
-func (ws *workspace) settle(ctx context.Context, l lane, items []*item, o outcome) {
+// settle applies a request's outcome to its items; tok is the request's
+// limiter token (zero when it got none), which a 429 goes back with.
+func (ws *workspace) settle(ctx context.Context, l lane, items []*item, o outcome, tok ratelimit.Token) {
 	w := ws.w
 	switch o.verdict {
 	case verdictAccepted:
@@ -208,7 +209,7 @@ func (ws *workspace) settle(ctx context.Context, l lane, items []*item, o outcom
 		w.m.Deferred.WithLabelValues(ws.name, ReasonRateLimited).Add(float64(len(items)))
 		ws.deferAll(items, &DelayError{Reason: ReasonRateLimited, After: o.after, Err: o.err})
 	case verdictThrottled:
-		cool, err := w.limiter.Throttled(ctx, ws.limitKey, o.after)
+		cool, err := w.limiter.Throttled(ctx, tok, o.after)
 		if err != nil {
 			cool = max(o.after, time.Second)
 		}

@@ -77,7 +77,8 @@ func New(cfg Config) (*Worker, error) {
 	})
 	w.idem = idem
 	w.queue = taskq.New(cfg.Client, idem)
-	w.limiter = ratelimit.New(cfg.Client, ratelimit.Config{Prefix: cfg.KeyPrefix, Logger: cfg.Logger})
+	w.limiter = ratelimit.New(cfg.Client, ratelimit.Config{Prefix: cfg.KeyPrefix, Logger: cfg.Logger,
+		OnRate: func(ws string, rate float64) { w.m.RateEffective.WithLabelValues(ws).Set(rate) }})
 	w.breakers = breaker.New(breaker.Config{
 		Failures: cfg.BreakerFailures, Successes: cfg.BreakerSuccesses, OpenTimeout: cfg.BreakerTimeout,
 		IsFailure: countsForBreaker, Redis: cfg.Client, Prefix: cfg.KeyPrefix, Logger: cfg.Logger,
@@ -137,6 +138,10 @@ func (w *Worker) newRuntime(wc Workspace, api task.API, sender Sender, limit rat
 	ws.sendFn = ws.guard(ws.limit(ws.execute(ws.observe(ws.transport()))))
 	w.m.BreakerState.WithLabelValues(wc.Name, api.String()).Set(0)
 	w.m.Unauthorized.WithLabelValues(wc.Name, api.String()).Set(0)
+	// The rate gauges are named by the budget's limiter key: the workspace,
+	// or "<workspace>/pipelines" for a Pipelines budget of its own.
+	w.m.RateBudget.WithLabelValues(limitKey).Set(limit.Rate)
+	w.m.RateEffective.WithLabelValues(limitKey).Set(limit.Rate) // until the limiter says otherwise
 	return ws
 }
 

@@ -18,7 +18,7 @@ func newSimCmd(_ *globals) *cobra.Command {
 		Use:   "sim",
 		Short: "Offline simulations (no Redis needed)",
 	}
-	cmd.AddCommand(newSimHPACmd())
+	cmd.AddCommand(newSimHPACmd(), newSimRateCmd())
 	return cmd
 }
 

@@ -13,6 +13,8 @@ const (
 	NameBatchBytes       = "cioq_batch_bytes"
 	NameLimiterDelays    = "cioq_limiter_delays_total"
 	NameCoolDowns        = "cioq_rate_limit_cooldowns_total"
+	NameRateEffective    = "cioq_rate_effective"
+	NameRateBudget       = "cioq_rate_budget"
 	NameBreakerState     = "cioq_breaker_state"
 	NameDedupeSkips      = "cioq_dedupe_skips_total"
 	NameTombstoneDrops   = "cioq_tombstone_drops_total"
@@ -55,6 +57,8 @@ type Worker struct {
 	BatchBytes      *prometheus.HistogramVec // workspace
 	LimiterDelays   *prometheus.CounterVec   // workspace, lane
 	CoolDowns       *prometheus.CounterVec   // workspace
+	RateEffective   *prometheus.GaugeVec     // workspace: the adaptive rate, req/s
+	RateBudget      *prometheus.GaugeVec     // workspace: the configured rate, req/s
 	BreakerState    *prometheus.GaugeVec     // workspace, api (0 closed, 1 half-open, 2 open)
 	DedupeSkips     *prometheus.CounterVec   // workspace
 	TombstoneDrops  *prometheus.CounterVec   // workspace
@@ -93,7 +97,13 @@ func NewWorker(reg prometheus.Registerer) *Worker {
 			Help: "Batches whose ops were sent back because no rate token came in time."},
 			[]string{"workspace", "lane"}),
 		CoolDowns: prometheus.NewCounterVec(prometheus.CounterOpts{Name: NameCoolDowns,
-			Help: "429 answers that set a shared cool-down."},
+			Help: "429 answers from the Track API; each feeds the workspace's adaptive rate."},
+			[]string{"workspace"}),
+		RateEffective: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: NameRateEffective,
+			Help: "Effective request rate (req/s) the fleet sends at, shared by every replica: the budget, or less after 429s."},
+			[]string{"workspace"}),
+		RateBudget: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: NameRateBudget,
+			Help: "Configured request budget (req/s, CIOQ_RATE_LIMIT): the ceiling of the effective rate."},
 			[]string{"workspace"}),
 		BreakerState: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: NameBreakerState,
 			Help: "Circuit breaker state per workspace and API: 0 closed, 1 half-open, 2 open."},
@@ -128,7 +138,7 @@ func NewWorker(reg prometheus.Registerer) *Worker {
 	}
 	if reg != nil {
 		reg.MustRegister(m.Ops, m.Requests, m.RequestDuration, m.BatchSize, m.BatchBytes,
-			m.LimiterDelays, m.CoolDowns, m.BreakerState, m.DedupeSkips, m.TombstoneDrops,
+			m.LimiterDelays, m.CoolDowns, m.RateEffective, m.RateBudget, m.BreakerState, m.DedupeSkips, m.TombstoneDrops,
 			m.DeadLetters, m.DeadLetterDepth, m.Unauthorized, m.InFlight, m.Deferred, m.Latency, m.Unknown)
 	}
 	return m

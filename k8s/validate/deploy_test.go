@@ -89,6 +89,7 @@ func TestAlertRules(t *testing.T) {
 	for alert, metric := range map[string]string{
 		"CioqBreakerOpen":           "cioq_breaker_state",
 		"CioqRateLimited":           "cioq_requests_total",
+		"CioqRateBelowBudget":       "cioq_rate_effective",
 		"CioqQueueLatencyHigh":      "cioq_queue_latency_seconds",
 		"CioqArchivedGrowing":       "cioq_queue_depth",
 		"CioqDeadLettersGrowing":    "cioq_dead_letters_total",
@@ -225,7 +226,7 @@ func TestGrafanaDashboard(t *testing.T) {
 		}
 	}
 	walk(dash.Panels)
-	for _, m := range []string{"cioq_queue_depth", "cioq_desired_replicas", "cioq_requests_total", "cioq_breaker_state", "cioq_producer_spool_ops"} {
+	for _, m := range []string{"cioq_queue_depth", "cioq_desired_replicas", "cioq_requests_total", "cioq_breaker_state", "cioq_producer_spool_ops", "cioq_rate_effective", "cioq_rate_budget"} {
 		require.True(t, used[m], "the dashboard shows no %s", m)
 	}
 }
