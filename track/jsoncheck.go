@@ -1,10 +1,7 @@
 package track
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
-	"io"
 	"math"
 	"strconv"
 )
@@ -14,81 +11,95 @@ import (
 // keeps the last value, another reader the first) and a number a float64
 // cannot hold (1e99999 decodes, as json.Number, then reaches Customer.io as
 // infinity or as an error). It returns a *ValidationError naming the path,
-// or nil; malformed JSON is left to the decoder, which says more.
+// or nil. raw must already be valid JSON (the decoder said so): checkJSON
+// only walks it, in one pass without decoding values, so it costs little
+// beside the decode.
 func checkJSON(raw []byte) error {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
 	type frame struct {
 		object bool
-		keys   map[string]struct{}
-		key    bool // the next string token in an object is a key
+		keys   []string
 		path   string
-		last   string
 	}
-	var stack []*frame
+	var stack []frame
+	expectKey := false // inside an object, before a key
+	key := ""          // the last key read, for paths
 	path := func() string {
-		if len(stack) == 0 {
-			return ""
-		}
-		f := stack[len(stack)-1]
-		if f.object {
-			if f.path == "" {
-				return f.last
-			}
-			return f.path + "." + f.last
-		}
-		return f.path
-	}
-	value := func() { // a value was read: the next token is a key again
-		if len(stack) > 0 && stack[len(stack)-1].object {
-			stack[len(stack)-1].key = true
-		}
-	}
-	for {
-		tok, err := dec.Token()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return nil
-		}
-		top := (*frame)(nil)
+		p := ""
 		if len(stack) > 0 {
-			top = stack[len(stack)-1]
+			p = stack[len(stack)-1].path
 		}
-		switch t := tok.(type) {
-		case json.Delim:
-			switch t {
-			case '{', '[':
-				p := path()
-				if top != nil && !top.object {
-					p = top.path
+		if len(stack) > 0 && stack[len(stack)-1].object && key != "" {
+			if p == "" {
+				return key
+			}
+			return p + "." + key
+		}
+		return p
+	}
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		switch {
+		case c == '{' || c == '[':
+			stack = append(stack, frame{object: c == '{', path: path()})
+			expectKey, key = c == '{', ""
+		case c == '}' || c == ']':
+			stack = stack[:len(stack)-1]
+			expectKey, key = false, ""
+		case c == ',':
+			expectKey = len(stack) > 0 && stack[len(stack)-1].object
+		case c == '"':
+			end, escaped := stringEnd(raw, i)
+			if expectKey {
+				k := string(raw[i+1 : end])
+				if escaped {
+					_ = json.Unmarshal(raw[i:end+1], &k)
 				}
-				stack = append(stack, &frame{object: t == '{', keys: map[string]struct{}{}, key: true, path: p})
-			case '}', ']':
-				stack = stack[:len(stack)-1]
-				value()
-			}
-		case string:
-			if top != nil && top.object && top.key {
-				if _, dup := top.keys[t]; dup {
-					top.last = t
-					return invalid(path(), "key appears twice in one object")
+				top := &stack[len(stack)-1]
+				for _, seen := range top.keys {
+					if seen == k {
+						key = k
+						return invalid(path(), "key appears twice in one object")
+					}
 				}
-				top.keys[t] = struct{}{}
-				top.last, top.key = t, false
-				continue
+				top.keys = append(top.keys, k)
+				key, expectKey = k, false
 			}
-			value()
-		case json.Number:
-			if f, err := strconv.ParseFloat(t.String(), 64); err != nil || math.IsInf(f, 0) {
-				return invalid(path(), "number "+truncate(t.String(), 32)+" is out of range")
+			i = end
+		case c == '-' || (c >= '0' && c <= '9'):
+			j := i
+			plain := true // digits, a sign and a point only: always finite
+			for j < len(raw) && (raw[j] == '-' || raw[j] == '+' || raw[j] == '.' || raw[j] == 'e' || raw[j] == 'E' ||
+				(raw[j] >= '0' && raw[j] <= '9')) {
+				if raw[j] == 'e' || raw[j] == 'E' {
+					plain = false
+				}
+				j++
 			}
-			value()
-		default:
-			value()
+			if !plain || j-i > 300 {
+				if f, err := strconv.ParseFloat(string(raw[i:j]), 64); err != nil || math.IsInf(f, 0) {
+					return invalid(path(), "number "+truncate(string(raw[i:j]), 32)+" is out of range")
+				}
+			}
+			i = j - 1
 		}
 	}
+	return nil
+}
+
+// stringEnd returns the index of the quote that closes the string opening
+// at raw[start], and whether the string holds an escape.
+func stringEnd(raw []byte, start int) (int, bool) {
+	escaped := false
+	for i := start + 1; i < len(raw); i++ {
+		switch raw[i] {
+		case '\\':
+			escaped = true
+			i++
+		case '"':
+			return i, escaped
+		}
+	}
+	return len(raw) - 1, escaped
 }
 
 func truncate(s string, n int) string {

@@ -1,6 +1,7 @@
 package track
 
 import (
+	"encoding/json"
 	"errors"
 	"testing"
 
@@ -58,4 +59,25 @@ func TestV1UpdateFlag(t *testing.T) {
 	require.Equal(t, "_update", ve.Field)
 	_, err = call.Op([]byte(`{"plan":"pro","plan":"free"}`))
 	require.ErrorIs(t, err, ErrInvalidOp)
+}
+
+func TestCheckJSONEscapedKeysAndStrings(t *testing.T) {
+	t.Parallel()
+	require.Error(t, checkJSON([]byte(`{"a":1,"\u0061":2}`)), "the same key, escaped")
+	require.NoError(t, checkJSON([]byte(`{"a":"x\",\"a\":1","b":"{[1e99999]}"}`)), "brackets and numbers inside strings are text")
+	require.NoError(t, checkJSON([]byte(`{"n":1.5e3,"m":-0.25,"big":12345678901234567890123}`)))
+	require.Error(t, checkJSON([]byte(`[{"x":{"y":1,"y":2}}]`)))
+}
+
+func FuzzCheckJSONAgreesWithTheDecoder(f *testing.F) {
+	for _, s := range []string{`{"a":1}`, `{"a":{"b":[1,2,{"c":"d"}]},"e":"f"}`, `{"a":1,"a":2}`, `{"n":1e400}`, `{"s":"\"}"}`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		var v any
+		if json.Unmarshal([]byte(s), &v) != nil {
+			return // checkJSON only sees valid JSON
+		}
+		_ = checkJSON([]byte(s)) // must not panic
+	})
 }
