@@ -236,7 +236,7 @@ func (s *Set) stateChanged(e *entry, from, to gobreaker.State) {
 		level = slog.LevelWarn
 	}
 	s.cfg.Logger.Log(context.Background(), level, "breaker state changed",
-		slog.String("workspace_id", e.ws), slog.String("from", stateName(from)), slog.String("to", stateName(to)))
+		slog.String("workspace_id", e.ws), slog.String("from", string(stateName(from))), slog.String("to", string(stateName(to))))
 	if s.cfg.OnStateChange != nil {
 		s.cfg.OnStateChange(e.ws, from, to)
 	}
