@@ -52,18 +52,20 @@ var (
 	_ RedisClient = redis.UniversalClient(nil)
 )
 
-// Config configures a Set. The zero value is ready to use (no sharing).
+// Config configures a Set. The zero value is ready to use (no sharing). The
+// tags name its settings in cioq's config file (section breaker); the other
+// fields are wiring, set in code.
 type Config struct {
 	// Failures is how many consecutive counted failures open a workspace's
 	// breaker. Zero means DefaultFailures (5).
-	Failures uint32
+	Failures uint32 `mapstructure:"failures" yaml:"failures"`
 	// Successes is how many consecutive successes in half-open close it; it
 	// is also how many probe requests half-open lets through at once
 	// (gobreaker's MaxRequests). Zero means DefaultSuccesses (3).
-	Successes uint32
+	Successes uint32 `mapstructure:"successes" yaml:"successes"`
 	// OpenTimeout is how long a breaker stays open before it lets probes
 	// through. Zero means DefaultOpenTimeout (30 s).
-	OpenTimeout time.Duration
+	OpenTimeout time.Duration `mapstructure:"open_timeout" yaml:"open_timeout"`
 	// IsFailure says which errors count as failures. Nil means every non-nil
 	// error. Errors it rejects count as successes (a 4xx or 429 proves the
 	// API answers).
@@ -94,12 +96,20 @@ type Config struct {
 	Now func() time.Time
 }
 
-func (c Config) withDefaults() Config {
+// WithDefaults returns c with every zero setting (Failures, Successes,
+// OpenTimeout, Prefix, SharedCheckInterval) set to its default, as New
+// applies them. Nil hooks, Logger and Now keep their documented meaning.
+func (c Config) WithDefaults() Config {
 	c.Failures = cmp.Or(c.Failures, DefaultFailures)
 	c.Successes = cmp.Or(c.Successes, DefaultSuccesses)
 	c.OpenTimeout = cmp.Or(c.OpenTimeout, DefaultOpenTimeout)
 	c.Prefix = cmp.Or(c.Prefix, DefaultPrefix)
 	c.SharedCheckInterval = cmp.Or(c.SharedCheckInterval, DefaultSharedCheckInterval)
+	return c
+}
+
+func (c Config) withDefaults() Config {
+	c = c.WithDefaults()
 	if c.IsFailure == nil {
 		c.IsFailure = func(err error) bool { return err != nil }
 	}
@@ -226,7 +236,7 @@ func (s *Set) stateChanged(e *entry, from, to gobreaker.State) {
 		level = slog.LevelWarn
 	}
 	s.cfg.Logger.Log(context.Background(), level, "breaker state changed",
-		slog.String("workspace_id", e.ws), slog.String("from", stateName(from)), slog.String("to", stateName(to)))
+		slog.String("workspace_id", e.ws), slog.String("from", string(stateName(from))), slog.String("to", string(stateName(to))))
 	if s.cfg.OnStateChange != nil {
 		s.cfg.OnStateChange(e.ws, from, to)
 	}

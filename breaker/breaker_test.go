@@ -88,11 +88,11 @@ func TestExecute(t *testing.T) {
 		for range 4 {
 			fail(t, s, "ws")
 		}
-		require.Equal(t, "CLOSED", s.Status("ws").State)
+		require.EqualValues(t, "CLOSED", s.Status("ws").State)
 		fail(t, s, "ws")
-		require.Equal(t, "OPEN", s.Status("ws").State)
+		require.EqualValues(t, "OPEN", s.Status("ws").State)
 		refused(t, s, "ws")
-		require.Equal(t, "CLOSED", s.Status("other").State, "workspaces are separate")
+		require.EqualValues(t, "CLOSED", s.Status("other").State, "workspaces are separate")
 		succeed(t, s, "other")
 	})
 
@@ -122,7 +122,7 @@ func TestExecute(t *testing.T) {
 			err := s.Execute(ctx, "ws", func() error { return ctx.Err() })
 			require.ErrorIs(t, err, context.Canceled)
 		}
-		require.Equal(t, "CLOSED", s.Status("ws").State)
+		require.EqualValues(t, "CLOSED", s.Status("ws").State)
 
 		// A timeout of the request itself (the caller's ctx still alive) counts.
 		for range 5 {
@@ -139,12 +139,12 @@ func TestExecute(t *testing.T) {
 		for range 10 {
 			failWith(t, s, "ws", errWait)
 		}
-		require.Equal(t, "CLOSED", s.Status("ws").State)
+		require.EqualValues(t, "CLOSED", s.Status("ws").State)
 		fail(t, s, "ws")
 		require.Eventually(t, func() bool { return s.Status("ws").State == "HALF_OPEN" }, 10*time.Second, 5*time.Millisecond)
 		// An excluded error in half-open does not close it.
 		failWith(t, s, "ws", errWait)
-		require.Equal(t, "HALF_OPEN", s.Status("ws").State)
+		require.EqualValues(t, "HALF_OPEN", s.Status("ws").State)
 	})
 
 	t.Run("OpenErrorCarriesTimeLeft", func(t *testing.T) {
@@ -180,7 +180,7 @@ func TestExecute(t *testing.T) {
 		require.Eventually(t, func() bool { return s.Status("ws").State == "HALF_OPEN" }, 10*time.Second, 5*time.Millisecond)
 		succeed(t, s, "ws")
 		succeed(t, s, "ws")
-		require.Equal(t, "HALF_OPEN", s.Status("ws").State)
+		require.EqualValues(t, "HALF_OPEN", s.Status("ws").State)
 		succeed(t, s, "ws")
 		require.Equal(t, breaker.Status{State: "CLOSED"}, stripLastFailure(s.Status("ws")))
 		mu.Lock()
@@ -197,7 +197,7 @@ func TestExecute(t *testing.T) {
 		require.Eventually(t, func() bool { return s.Status("ws").State == "HALF_OPEN" }, 10*time.Second, 5*time.Millisecond)
 		succeed(t, s, "ws")
 		fail(t, s, "ws")
-		require.Equal(t, "OPEN", s.Status("ws").State)
+		require.EqualValues(t, "OPEN", s.Status("ws").State)
 	})
 
 	t.Run("HalfOpenRefusesMoreThanItsProbes", func(t *testing.T) {
@@ -229,7 +229,7 @@ func TestExecute(t *testing.T) {
 		require.Equal(t, breaker.HalfOpenRetryAfter, got.RetryAfter)
 		close(release)
 		wg.Wait()
-		require.Equal(t, "CLOSED", s.Status("ws").State)
+		require.EqualValues(t, "CLOSED", s.Status("ws").State)
 	})
 }
 
@@ -298,8 +298,8 @@ func TestShared(t *testing.T) {
 		got := refused(t, b, "ws")
 		require.True(t, got.Shared)
 		require.Equal(t, time.UnixMilli(v), got.Until)
-		require.Equal(t, "OPEN", b.Status("ws").State)
-		require.Equal(t, "CLOSED", b.Status("other").State)
+		require.EqualValues(t, "OPEN", b.Status("ws").State)
+		require.EqualValues(t, "CLOSED", b.Status("other").State)
 		succeed(t, b, "other")
 	})
 
@@ -315,7 +315,7 @@ func TestShared(t *testing.T) {
 		for range 3 {
 			succeed(t, a, "ws")
 		}
-		require.Equal(t, "CLOSED", a.Status("ws").State)
+		require.EqualValues(t, "CLOSED", a.Status("ws").State)
 		n, err := db.Client.Exists(ctx, prefix+"{ws}:breaker:open_until").Result()
 		require.NoError(t, err)
 		require.Equal(t, int64(0), n)

@@ -6,18 +6,23 @@ import (
 	"github.com/sony/gobreaker/v2"
 )
 
+// State is a workspace breaker's state as health endpoints and metrics
+// name it: StateClosed, StateOpen or StateHalfOpen. Compare states with
+// these constants, never with string literals.
+type State string
+
 // The states of Status.State, as the seed's /health/customerio names them.
 const (
-	StateClosed   = "CLOSED"
-	StateOpen     = "OPEN"
-	StateHalfOpen = "HALF_OPEN"
+	StateClosed   State = "CLOSED"
+	StateOpen     State = "OPEN"
+	StateHalfOpen State = "HALF_OPEN"
 )
 
 // Status is a workspace breaker's state for health endpoints and metrics.
 type Status struct {
 	// State is StateClosed, StateOpen or StateHalfOpen. A shared opening by
 	// another replica (as last read) shows as StateOpen.
-	State string
+	State State
 	// FailureCount is the number of consecutive counted failures (those that
 	// opened the breaker while it is open).
 	FailureCount int
@@ -28,7 +33,7 @@ type Status struct {
 	OpenUntil time.Time
 }
 
-func stateName(s gobreaker.State) string {
+func stateName(s gobreaker.State) State {
 	switch s {
 	case gobreaker.StateOpen:
 		return StateOpen

@@ -45,24 +45,27 @@ var (
 	_ scripter = redis.UniversalClient(nil)
 )
 
-// Config configures a Store. The zero value is ready to use.
+// Config configures a Store. The zero value is ready to use. The tags name
+// its settings in cioq's config file (section idempotency).
 type Config struct {
 	// Prefix starts every key. Empty means DefaultPrefix ("cioq:"). It must
 	// not contain '{' or '}', which would break the per-workspace hash tag.
-	Prefix string
+	Prefix string `mapstructure:"-" yaml:"-"`
 	// DoneTTL is how long a done-marker keeps an operation from being sent
 	// again. Zero means DefaultDoneTTL (24 h). Rounded up to whole seconds.
-	DoneTTL time.Duration
+	DoneTTL time.Duration `mapstructure:"done_ttl" yaml:"done_ttl"`
 	// ClaimTTL bounds how long a claim blocks other copies of an operation;
 	// set it above the send timeout. Zero means DefaultClaimTTL (30 s).
-	ClaimTTL time.Duration
+	ClaimTTL time.Duration `mapstructure:"claim_ttl" yaml:"claim_ttl"`
 	// TombstoneTTL is how long a delete/suppress tombstone drops older
 	// operations for its person, and how long an order registration of a
 	// queued operation lasts at most. Zero means DefaultTombstoneTTL (7 days).
-	TombstoneTTL time.Duration
+	TombstoneTTL time.Duration `mapstructure:"tombstone_ttl" yaml:"tombstone_ttl"`
 }
 
-func (c Config) withDefaults() Config {
+// WithDefaults returns c with every zero field set to its default, as New
+// applies them.
+func (c Config) WithDefaults() Config {
 	c.Prefix = cmp.Or(c.Prefix, DefaultPrefix)
 	c.DoneTTL = cmp.Or(c.DoneTTL, DefaultDoneTTL)
 	c.ClaimTTL = cmp.Or(c.ClaimTTL, DefaultClaimTTL)
@@ -95,7 +98,7 @@ type Store struct {
 // New returns a Store on rdb. An invalid cfg makes every call return an
 // error matching ErrInvalid.
 func New(rdb scripter, cfg Config) *Store {
-	cfg = cfg.withDefaults()
+	cfg = cfg.WithDefaults()
 	var b [12]byte
 	_, _ = rand.Read(b[:])
 	return &Store{rdb: rdb, cfg: cfg, err: cfg.validate(), token: hex.EncodeToString(b[:])}

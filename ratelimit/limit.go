@@ -7,9 +7,15 @@ import (
 	"strconv"
 )
 
-// DefaultCriticalShare is the fraction of a workspace's rate reserved for
-// critical requests when Limit.CriticalShare is zero.
-const DefaultCriticalShare = 0.2
+const (
+	// DefaultRate is the budget, in requests/s shared by every replica, of a
+	// workspace whose configuration sets none (Customer.io's fair use is
+	// 100/s). Limit itself has no default rate: a zero Rate is invalid.
+	DefaultRate = 80.0
+	// DefaultCriticalShare is the fraction of a workspace's rate reserved
+	// for critical requests when Limit.CriticalShare is zero.
+	DefaultCriticalShare = 0.2
+)
 
 // ErrInvalidLimit is matched (errors.Is) by the error for a Limit that cannot
 // be enforced; nothing was sent to Redis.

@@ -49,8 +49,10 @@ const (
 type BatchConfig struct {
 	// MaxOps is the most ops in one request. Zero means DefaultBatchMaxOps (500).
 	MaxOps int
-	// MaxBytes bounds the request body; it must stay under the API's 500 KB.
-	// Zero means DefaultBatchMaxBytes (450 KiB).
+	// MaxBytes bounds the request body; it must be below cdp.MaxBatchBytes
+	// (500,000 bytes): Customer.io documents "500 KB" for a batch of either
+	// API and cioq takes the smaller reading for both, so what it sends fits
+	// either. Zero means DefaultBatchMaxBytes (450 KiB).
 	MaxBytes int
 	// MaxWait is how long the first op of a batch waits for company. Zero
 	// means DefaultBatchMaxWait (50 ms); critical ops never wait.
@@ -63,6 +65,9 @@ type BatchConfig struct {
 	// workspace never holds every handler slot. Zero means DefaultMaxPending.
 	MaxPending int
 }
+
+// WithDefaults returns c with every zero field set to its default.
+func (c BatchConfig) WithDefaults() BatchConfig { return c.withDefaults() }
 
 func (c BatchConfig) withDefaults() BatchConfig {
 	c.MaxOps = cmp.Or(c.MaxOps, DefaultBatchMaxOps)
@@ -78,8 +83,8 @@ func (c BatchConfig) validate() error {
 	if c.MaxOps < 1 {
 		errs = append(errs, fmt.Errorf("batch max ops %d < 1", c.MaxOps))
 	}
-	if c.MaxBytes >= track.MaxBatchBytes || c.MaxBytes < track.MaxOpBytes+batchOverhead {
-		errs = append(errs, fmt.Errorf("batch max bytes %d outside [%d, %d)", c.MaxBytes, track.MaxOpBytes+batchOverhead, track.MaxBatchBytes))
+	if c.MaxBytes >= cdp.MaxBatchBytes || c.MaxBytes < track.MaxOpBytes+batchOverhead {
+		errs = append(errs, fmt.Errorf("batch max bytes %d outside [%d, %d)", c.MaxBytes, track.MaxOpBytes+batchOverhead, cdp.MaxBatchBytes))
 	}
 	if c.MaxWait < 0 || c.MaxInFlight < 1 || c.MaxPending < 1 {
 		errs = append(errs, errors.New("batch max wait, max in flight and max pending must be positive"))
@@ -200,12 +205,18 @@ type Config struct {
 	Now func() time.Time
 }
 
+// WithDefaults returns c with every zero field set to its default, as New
+// applies them; `cioq config check` prints the worker's settings from it.
+func (c Config) WithDefaults() Config { return c.withDefaults() }
+
 func (c Config) withDefaults() Config {
 	c.KeyPrefix = cmp.Or(c.KeyPrefix, "cioq:")
 	c.Protocol = cmp.Or(c.Protocol, DefaultProtocol)
 	c.Concurrency = cmp.Or(c.Concurrency, DefaultConcurrency)
 	c.Servers = cmp.Or(c.Servers, DefaultServers)
 	c.CriticalConcurrency = cmp.Or(c.CriticalConcurrency, DefaultCriticalConcurrency)
+	c.Retry.Base = cmp.Or(c.Retry.Base, DefaultRetryBase)
+	c.Retry.Cap = cmp.Or(c.Retry.Cap, DefaultRetryCap)
 	c.ShutdownTimeout = cmp.Or(c.ShutdownTimeout, DefaultShutdownTimeout)
 	c.RequestTimeout = cmp.Or(c.RequestTimeout, DefaultRequestTimeout)
 	c.MaxLimiterWait = cmp.Or(c.MaxLimiterWait, DefaultMaxLimiterWait)

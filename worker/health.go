@@ -56,13 +56,14 @@ func (w *Worker) Health(ctx context.Context) (Health, bool) {
 	}
 	sort.Strings(names)
 	healthy := true
-	rank := map[string]int{breaker.StateClosed: 0, breaker.StateHalfOpen: 1, breaker.StateOpen: 2}
+	rank := map[breaker.State]int{breaker.StateClosed: 0, breaker.StateHalfOpen: 1, breaker.StateOpen: 2}
 	first := true
 	worst := func(cs CircuitStatus) {
-		if cs.CircuitState == breaker.StateOpen || cs.Unauthorized {
+		state := breaker.State(cs.CircuitState)
+		if state == breaker.StateOpen || cs.Unauthorized {
 			healthy = false
 		}
-		if first || rank[cs.CircuitState] > rank[h.Customerio.CircuitState] ||
+		if first || rank[state] > rank[breaker.State(h.Customerio.CircuitState)] ||
 			(cs.Unauthorized && !h.Customerio.Unauthorized) {
 			h.Customerio = cs
 		}
@@ -85,7 +86,7 @@ func (w *Worker) Health(ctx context.Context) (Health, bool) {
 // requests.
 func (ws *workspace) circuitStatus(ctx context.Context) CircuitStatus {
 	st := ws.w.breakers.Status(ws.breakerKey)
-	cs := CircuitStatus{CircuitState: st.State, FailureCount: st.FailureCount, LastFailure: st.LastFailure,
+	cs := CircuitStatus{CircuitState: string(st.State), FailureCount: st.FailureCount, LastFailure: st.LastFailure,
 		Unauthorized: ws.unauthorized()}
 	if !st.OpenUntil.IsZero() && st.State != breaker.StateClosed {
 		u := st.OpenUntil

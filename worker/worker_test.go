@@ -194,7 +194,7 @@ func TestOutageLongerThanBreakerTimeout(t *testing.T) {
 	w := e.startWorker(t, nil)
 	require.Eventually(t, func() bool {
 		h, ok := w.Health(context.Background())
-		return !ok && h.Customerio.CircuitState == breaker.StateOpen
+		return !ok && breaker.State(h.Customerio.CircuitState) == breaker.StateOpen
 	}, 20*time.Second, 20*time.Millisecond, "the circuit opens")
 	// The outage outlasts the breaker's timeout: its half-open probes fail
 	// twice more while ops keep waiting.

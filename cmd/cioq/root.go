@@ -55,7 +55,7 @@ func (g *globals) load() (*config.Config, error) {
 
 // loadOptions are the config.LoadOptions for the current flags and env.
 func (g *globals) loadOptions(allowMissingCredentials bool) config.LoadOptions {
-	return config.LoadOptions{Env: g.env, Flags: g.flags, AllowMissingCredentials: allowMissingCredentials}
+	return config.LoadOptions{Env: g.env, Flags: g.flags, AllowMissingCredentials: allowMissingCredentials, Defaults: componentDefaults}
 }
 
 // newRootCmd builds the whole command tree.

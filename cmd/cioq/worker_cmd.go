@@ -18,10 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 
-	"github.com/cioq/cioq/cdp"
 	"github.com/cioq/cioq/internal/config"
-	"github.com/cioq/cioq/ratelimit"
-	"github.com/cioq/cioq/track"
 	"github.com/cioq/cioq/worker"
 )
 
@@ -71,68 +68,6 @@ where.`,
 	cmd.Flags().StringVar(&adminAddr, "admin-addr", "", "serve the admin paths (/monitoring/, /ops/) on this second listener; loopback only without credentials (env CIOQ_ADMIN_ADDR)")
 	scaling.register(cmd.Flags())
 	return cmd
-}
-
-// workerConfig maps the loaded configuration to worker.Config.
-func workerConfig(cfg *config.Config, logger *slog.Logger, reg prometheus.Registerer) (worker.Config, func(), error) {
-	conn, err := cfg.Redis.ConnOpt()
-	if err != nil {
-		return worker.Config{}, nil, err
-	}
-	rdb, err := cfg.Redis.UniversalClient()
-	if err != nil {
-		return worker.Config{}, nil, err
-	}
-	wc := worker.Config{
-		Redis: conn, Client: rdb, KeyPrefix: cfg.KeyPrefix,
-		Concurrency: cfg.Worker.Concurrency, Servers: cfg.Worker.DefaultServers,
-		CriticalConcurrency: cfg.Worker.CriticalConcurrency,
-		Retry:               worker.RetryPolicy{Base: cfg.Worker.RetryBase, Cap: cfg.Worker.RetryCap},
-		ShutdownTimeout:     cfg.Worker.ShutdownTimeout, RequestTimeout: cfg.Worker.RequestTimeout,
-		DoneTTL: cfg.Idempotency.DoneTTL, ClaimTTL: cfg.Idempotency.ClaimTTL, TombstoneTTL: cfg.Idempotency.TombstoneTTL,
-		BreakerFailures: cfg.Breaker.Failures, BreakerSuccesses: cfg.Breaker.Successes, BreakerTimeout: cfg.Breaker.OpenTimeout,
-		DeadLetterMax: cfg.DLQ.MaxEntries, UnauthorizedPause: cfg.Worker.UnauthorizedPause,
-		Logger: logger, Registerer: reg,
-	}
-	for _, ws := range cfg.Workspaces {
-		region, err := track.ParseRegion(ws.Region)
-		if err != nil {
-			_ = rdb.Close()
-			return worker.Config{}, nil, fmt.Errorf("workspace %q: %w", ws.Name, err)
-		}
-		client, err := track.NewClient(track.Config{
-			SiteID: ws.SiteID, APIKey: ws.APIKey.Reveal(), Region: region, BaseURL: ws.TrackURL,
-			Timeout: cfg.Worker.RequestTimeout, Logger: logger,
-		})
-		if err != nil {
-			_ = rdb.Close()
-			return worker.Config{}, nil, fmt.Errorf("workspace %q: %w", ws.Name, err)
-		}
-		b := cfg.Batch
-		if ws.Batch != nil {
-			b = *ws.Batch
-		}
-		w := worker.Workspace{
-			Name: ws.Name, Sender: client,
-			Limit:  ratelimit.Limit{Rate: ws.RateLimit, Burst: ws.RateBurst, CriticalShare: ws.CriticalShare},
-			Batch:  worker.BatchConfig{MaxOps: b.MaxOps, MaxBytes: b.MaxBytes, MaxWait: b.MaxWait},
-			Weight: ws.Weight,
-		}
-		if ws.CDPAPIKey != "" {
-			pl, err := cdp.NewClient(cdp.Config{APIKey: ws.CDPAPIKey.Reveal(), Region: region, BaseURL: ws.CDPURL,
-				Timeout: cfg.Worker.RequestTimeout, Logger: logger})
-			if err != nil {
-				_ = rdb.Close()
-				return worker.Config{}, nil, fmt.Errorf("workspace %q: pipelines: %w", ws.Name, err)
-			}
-			w.Pipelines = pl
-			if ws.CDPRateLimit > 0 {
-				w.PipelinesLimit = ratelimit.Limit{Rate: ws.CDPRateLimit, CriticalShare: ws.CriticalShare}
-			}
-		}
-		wc.Workspaces = append(wc.Workspaces, w)
-	}
-	return wc, func() { _ = rdb.Close() }, nil
 }
 
 func runWorker(ctx context.Context, g *globals, cfg *config.Config, monitoring bool, scaling scalingFlags, stderr io.Writer) error {

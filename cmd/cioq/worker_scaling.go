@@ -15,6 +15,8 @@ import (
 	"github.com/cioq/cioq/internal/config"
 	"github.com/cioq/cioq/internal/metrics"
 	"github.com/cioq/cioq/internal/task"
+	"github.com/cioq/cioq/ratelimit"
+	"github.com/cioq/cioq/worker"
 )
 
 // Values of the worker's --queue-metrics flag.
@@ -64,8 +66,8 @@ func startQueueMetrics(cfg *config.Config, rdb redis.UniversalClient, reg promet
 			b = *ws.Batch
 		}
 		rc.Budgets = append(rc.Budgets, metrics.Budget{Workspace: ws.Name,
-			Rate:          cmp.Or(ws.RateLimit, config.DefaultRateLimit),
-			OpsPerRequest: float64(cmp.Or(b.MaxOps, config.DefaultBatchMaxOps))})
+			Rate:          cmp.Or(ws.RateLimit, ratelimit.DefaultRate),
+			OpsPerRequest: float64(cmp.Or(b.MaxOps, worker.DefaultBatchMaxOps))})
 	}
 	qc, err := metrics.NewQueueCollector(metrics.QueueConfig{
 		Inspector: asynq.NewInspectorFromRedisClient(rdb), Redis: rdb, KeyPrefix: cfg.KeyPrefix,

@@ -4,9 +4,18 @@ import (
 	"cmp"
 	"strings"
 	"time"
+
+	"github.com/cioq/cioq/breaker"
+	"github.com/cioq/cioq/cdp"
+	"github.com/cioq/cioq/idempotency"
+	"github.com/cioq/cioq/ratelimit"
+	"github.com/cioq/cioq/track"
 )
 
-// Defaults. A zero field in a Config means the matching default.
+// Defaults internal/config owns. Every other setting's default belongs to
+// the package that uses it (idempotency, breaker, ratelimit, track, cdp,
+// worker, producer): a zero field means that package's default, which
+// WithDefaults and LoadOptions.Defaults fill in.
 const (
 	// DefaultRedisURL is the Redis used when no flag, env var or file sets one.
 	DefaultRedisURL = "redis://127.0.0.1:6379"
@@ -14,91 +23,19 @@ const (
 	DefaultKeyPrefix = "cioq:"
 	// DefaultHTTPAddr is the listen address of the server commands.
 	DefaultHTTPAddr = ":8080"
-
 	// DefaultWorkspaceName names the workspace built from the environment.
 	DefaultWorkspaceName = "default"
-	// RegionUS and RegionEU are the Customer.io regions.
-	RegionUS = "us"
-	// RegionEU is Customer.io's EU region.
-	RegionEU = "eu"
-	// DefaultRegion is the region of a workspace that names none.
-	DefaultRegion = RegionUS
-	// TrackURLUS is the Track API base URL of the US region.
-	TrackURLUS = "https://track.customer.io"
-	// TrackURLEU is the Track API base URL of the EU region.
-	TrackURLEU = "https://track-eu.customer.io"
-	// CDPURLUS is the Pipelines API base URL of the US region.
-	CDPURLUS = "https://cdp.customer.io"
-	// CDPURLEU is the Pipelines API base URL of the EU region.
-	CDPURLEU = "https://cdp-eu.customer.io"
-	// DefaultRateLimit is a workspace's request budget in requests/s, shared
-	// by every replica (Customer.io's fair use is 100/s).
-	DefaultRateLimit = 80.0
-	// DefaultCriticalShare is the part of a workspace's budget reserved for
-	// the critical lane (suppress, unsuppress, delete).
-	DefaultCriticalShare = 0.2
-
-	// DefaultWorkerConcurrency is the handler concurrency of each default-lane
-	// server. It is high because handlers mostly wait on their batch.
-	DefaultWorkerConcurrency = 1000
-	// DefaultWorkerServers is the number of asynq servers on the default lane.
-	DefaultWorkerServers = 2
-	// DefaultCriticalConcurrency is the concurrency of the critical-lane server.
-	DefaultCriticalConcurrency = 50
-	// DefaultMaxRetry is how many failed deliveries a task gets before it is
-	// dead-lettered.
-	DefaultMaxRetry = 25
-	// DefaultRetryBase is the first backoff step (full jitter, doubling).
-	DefaultRetryBase = time.Second
-	// DefaultRetryCap bounds one backoff delay.
-	DefaultRetryCap = 10 * time.Minute
-	// DefaultShutdownTimeout bounds a graceful worker shutdown.
-	DefaultShutdownTimeout = 30 * time.Second
-	// DefaultRequestTimeout bounds one HTTP request to the Track API.
-	DefaultRequestTimeout = 10 * time.Second
-	// DefaultUnauthorizedPause is how long a workspace pauses after
-	// Customer.io answered 401/403, before one batch probes again.
-	DefaultUnauthorizedPause = time.Minute
-
-	// DefaultBatchMaxOps is the most ops in one v2 batch request.
-	DefaultBatchMaxOps = 500
-	// DefaultBatchMaxBytes is the largest v2 batch body cioq builds (450 KiB).
-	DefaultBatchMaxBytes = 450 * 1024
-	// BatchBytesLimit is Customer.io's bound on a v2 batch request ("< 500 KB",
-	// read as 500,000 bytes to be safe): Batch.MaxBytes must stay below it.
-	BatchBytesLimit = 500_000
-	// DefaultBatchMaxWait is how long a batch waits for more ops.
-	DefaultBatchMaxWait = 50 * time.Millisecond
-
-	// DefaultDoneTTL is how long a delivered op's done-marker is kept.
-	DefaultDoneTTL = 24 * time.Hour
-	// DefaultClaimTTL is how long a claim on an op being sent lasts.
-	DefaultClaimTTL = 30 * time.Second
-	// DefaultTombstoneTTL is how long a delete/suppress tombstone is kept.
-	DefaultTombstoneTTL = 168 * time.Hour
-
-	// DefaultBreakerFailures is how many consecutive failures open a breaker.
-	DefaultBreakerFailures uint32 = 5
-	// DefaultBreakerSuccesses is how many successes in half-open close it.
-	DefaultBreakerSuccesses uint32 = 3
-	// DefaultBreakerOpenTimeout is how long a breaker stays open.
-	DefaultBreakerOpenTimeout = 30 * time.Second
-
-	// DefaultDLQMaxEntries bounds the dead-letter store of one workspace.
-	DefaultDLQMaxEntries = 100_000
-
 	// DefaultLogLevel is the log level: debug, info, warn or error.
 	DefaultLogLevel = "info"
-	// LogFormatText and LogFormatJSON are the log formats.
+	// LogFormatText writes logfmt-style text lines.
 	LogFormatText = "text"
 	// LogFormatJSON writes one JSON object per line.
 	LogFormatJSON = "json"
-	// DefaultLogFormat is the log format.
-	DefaultLogFormat = LogFormatText
 )
 
 // Config is cioq's whole configuration. Load builds it from file, env and
-// flags; a Config built in code gets its defaults from WithDefaults.
+// flags; a Config built in code gets its defaults from WithDefaults. Only
+// fields with a yaml tag are settings.
 type Config struct {
 	// Redis is where the queue, limiter, markers and dead letters live.
 	Redis Redis `mapstructure:"redis" yaml:"redis"`
@@ -120,10 +57,14 @@ type Config struct {
 	Worker Worker `mapstructure:"worker" yaml:"worker"`
 	// Batch is the v2 batching policy of every workspace without its own.
 	Batch Batch `mapstructure:"batch" yaml:"batch"`
-	// Idempotency sets the TTLs of done-markers, claims and tombstones.
-	Idempotency Idempotency `mapstructure:"idempotency" yaml:"idempotency"`
-	// Breaker sets each workspace's circuit breaker.
-	Breaker Breaker `mapstructure:"breaker" yaml:"breaker"`
+	// Idempotency sets the TTLs of done-markers, claims and tombstones
+	// (env CIOQ_IDEMPOTENCY_DONE_TTL, _CLAIM_TTL, _TOMBSTONE_TTL). Its
+	// ClaimTTL must exceed Worker.RequestTimeout. Prefix is KeyPrefix.
+	Idempotency idempotency.Config `mapstructure:"idempotency" yaml:"idempotency"`
+	// Breaker sets each workspace's circuit breaker: its settings are
+	// Failures, Successes and OpenTimeout (env CIOQ_BREAKER_FAILURES,
+	// _SUCCESSES, _OPEN_TIMEOUT); Prefix is KeyPrefix.
+	Breaker breaker.Config `mapstructure:"breaker" yaml:"breaker"`
 	// DLQ bounds the dead-letter store.
 	DLQ DLQ `mapstructure:"dlq" yaml:"dlq"`
 	// Log sets the process logger.
@@ -136,9 +77,6 @@ type Config struct {
 	Monitoring Monitoring `mapstructure:"monitoring" yaml:"monitoring"`
 }
 
-// DefaultSpoolMaxBytes bounds the producer's on-disk spool.
-const DefaultSpoolMaxBytes = 256 << 20
-
 // Spool configures the producer's on-disk spool: while Redis is unreachable,
 // `cioq ingest` and `cioq import` append ops here (bounded) and replay them in
 // order when Redis is back (docs/spool.md).
@@ -148,7 +86,7 @@ type Spool struct {
 	// 503 and import stops.
 	Dir string `mapstructure:"dir" yaml:"dir"`
 	// MaxBytes bounds the spool on disk. Env CIOQ_SPOOL_MAX_BYTES. Zero
-	// means DefaultSpoolMaxBytes (256 MiB).
+	// means producer.DefaultSpoolMaxBytes (256 MiB).
 	MaxBytes int `mapstructure:"max_bytes" yaml:"max_bytes"`
 }
 
@@ -188,11 +126,12 @@ type Workspace struct {
 	// APIKeyEnv names an env var that holds the API key, so a config file
 	// can stay free of secrets. Used only when APIKey is empty.
 	APIKeyEnv string `mapstructure:"api_key_env" yaml:"api_key_env,omitempty"`
-	// Region is "us" or "eu". Env CUSTOMERIO_REGION. Empty means "us".
+	// Region is "us" or "eu" (track.RegionUS, track.RegionEU). Env
+	// CUSTOMERIO_REGION. Empty means "us".
 	Region string `mapstructure:"region" yaml:"region"`
 	// TrackURL is the Track API base URL; a trailing "/", "/api/v1" or
 	// "/api/v2" is stripped. Env CUSTOMERIO_TRACK_URL. Empty means the
-	// region's URL (TrackURLUS or TrackURLEU).
+	// region's URL (track.Region.BaseURL).
 	TrackURL string `mapstructure:"track_url" yaml:"track_url" redact:"url"`
 	// CDPAPIKey is the workspace's Pipelines API key: `cioq ingest`
 	// authenticates Pipelines calls by it (the Basic-auth user name) and the
@@ -204,7 +143,7 @@ type Workspace struct {
 	CDPAPIKeyEnv string `mapstructure:"cdp_api_key_env" yaml:"cdp_api_key_env,omitempty"`
 	// CDPURL is the Pipelines API base URL; a trailing "/" or "/v1" is
 	// stripped. Env CUSTOMERIO_CDP_URL. Empty means the region's URL
-	// (CDPURLUS or CDPURLEU).
+	// (cdp.BaseURL).
 	CDPURL string `mapstructure:"cdp_url" yaml:"cdp_url" redact:"url"`
 	// CDPRateLimit gives the workspace's Pipelines requests a budget of
 	// their own, in requests/s across all replicas. Env CIOQ_CDP_RATE_LIMIT.
@@ -213,14 +152,14 @@ type Workspace struct {
 	// (docs/pipelines.md, "Rate limit").
 	CDPRateLimit float64 `mapstructure:"cdp_rate_limit" yaml:"cdp_rate_limit,omitempty"`
 	// RateLimit is the request budget in requests/s across all replicas.
-	// Env CIOQ_RATE_LIMIT. Zero means DefaultRateLimit (80).
+	// Env CIOQ_RATE_LIMIT. Zero means ratelimit.DefaultRate (80).
 	RateLimit float64 `mapstructure:"rate_limit" yaml:"rate_limit"`
 	// RateBurst is the limiter burst. Env CIOQ_RATE_BURST. Zero means the
 	// limiter's own default.
 	RateBurst int `mapstructure:"rate_burst" yaml:"rate_burst"`
 	// CriticalShare is the part of RateLimit reserved for the critical lane,
 	// between 0 and 1 exclusive. Env CIOQ_CRITICAL_SHARE. Zero means
-	// DefaultCriticalShare (0.2).
+	// ratelimit.DefaultCriticalShare (0.2).
 	CriticalShare float64 `mapstructure:"critical_share" yaml:"critical_share"`
 	// Weight is the workspace's share of the workers' dequeues (asynq's
 	// weighted queue priority) when several workspaces have a backlog. File
@@ -232,85 +171,54 @@ type Workspace struct {
 	Batch *Batch `mapstructure:"batch" yaml:"batch,omitempty"`
 }
 
-// Worker sizes the asynq servers and the retry policy.
+// Worker sizes the asynq servers and the retry policy. Each field sets the
+// worker.Config field it names (MaxRetry sets producer.Config.MaxRetry);
+// zero means that package's default. Env CIOQ_WORKER_<KEY>, such as
+// CIOQ_WORKER_RETRY_BASE (keys.go).
 type Worker struct {
-	// Concurrency is the handler concurrency of each default-lane server.
-	// Env CIOQ_WORKER_CONCURRENCY. Zero means DefaultWorkerConcurrency (1000).
+	// Concurrency is the handler concurrency of each default-lane server
+	// (worker.Config.Concurrency).
 	Concurrency int `mapstructure:"concurrency" yaml:"concurrency"`
-	// DefaultServers is the number of asynq servers on the default lane.
-	// Env CIOQ_WORKER_DEFAULT_SERVERS. Zero means DefaultWorkerServers (2).
+	// DefaultServers is the number of asynq servers on the default lane
+	// (worker.Config.Servers).
 	DefaultServers int `mapstructure:"default_servers" yaml:"default_servers"`
 	// CriticalConcurrency is the critical-lane server's concurrency.
-	// Env CIOQ_WORKER_CRITICAL_CONCURRENCY. Zero means
-	// DefaultCriticalConcurrency (50).
 	CriticalConcurrency int `mapstructure:"critical_concurrency" yaml:"critical_concurrency"`
 	// MaxRetry is how many failed deliveries a task gets before its ops are
-	// dead-lettered. Env CIOQ_WORKER_MAX_RETRY. Zero means DefaultMaxRetry (25).
+	// dead-lettered.
 	MaxRetry int `mapstructure:"max_retry" yaml:"max_retry"`
-	// RetryBase is the first backoff step. Env CIOQ_WORKER_RETRY_BASE.
-	// Zero means DefaultRetryBase (1s).
+	// RetryBase is the first backoff step (worker.Config.Retry.Base).
 	RetryBase time.Duration `mapstructure:"retry_base" yaml:"retry_base"`
-	// RetryCap bounds one backoff delay. Env CIOQ_WORKER_RETRY_CAP.
-	// Zero means DefaultRetryCap (10m).
+	// RetryCap bounds one backoff delay (worker.Config.Retry.Cap); at least
+	// RetryBase.
 	RetryCap time.Duration `mapstructure:"retry_cap" yaml:"retry_cap"`
-	// ShutdownTimeout bounds a graceful shutdown. Env
-	// CIOQ_WORKER_SHUTDOWN_TIMEOUT. Zero means DefaultShutdownTimeout (30s).
+	// ShutdownTimeout bounds a graceful shutdown.
 	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout" yaml:"shutdown_timeout"`
-	// RequestTimeout bounds one Track API request. Env
-	// CIOQ_WORKER_REQUEST_TIMEOUT. Zero means DefaultRequestTimeout (10s).
+	// RequestTimeout bounds one Track API request.
 	RequestTimeout time.Duration `mapstructure:"request_timeout" yaml:"request_timeout"`
 	// UnauthorizedPause is how long a workspace stops sending after a
 	// 401/403 (its ops wait, no failure counted) before one batch probes
-	// again. Env CIOQ_WORKER_UNAUTHORIZED_PAUSE. Zero means
-	// DefaultUnauthorizedPause (1m).
+	// again.
 	UnauthorizedPause time.Duration `mapstructure:"unauthorized_pause" yaml:"unauthorized_pause"`
 }
 
 // Batch is the v2 batching policy: a batch is sent at MaxOps, MaxBytes or
-// MaxWait, whichever comes first.
+// MaxWait, whichever comes first. Each field is the worker.BatchConfig
+// setting of the same name; zero means the worker's default. Env
+// CIOQ_BATCH_MAX_OPS, _MAX_BYTES, _MAX_WAIT.
 type Batch struct {
-	// MaxOps is the most ops in one request. Env CIOQ_BATCH_MAX_OPS.
-	// Zero means DefaultBatchMaxOps (500).
+	// MaxOps is the most ops in one request.
 	MaxOps int `mapstructure:"max_ops" yaml:"max_ops"`
-	// MaxBytes is the largest request body, below BatchBytesLimit. Env
-	// CIOQ_BATCH_MAX_BYTES. Zero means DefaultBatchMaxBytes (450 KiB).
+	// MaxBytes is the largest request body, below cdp.MaxBatchBytes.
 	MaxBytes int `mapstructure:"max_bytes" yaml:"max_bytes"`
-	// MaxWait is how long the first op of a batch waits for others. Env
-	// CIOQ_BATCH_MAX_WAIT. Zero means DefaultBatchMaxWait (50ms).
+	// MaxWait is how long the first op of a batch waits for others.
 	MaxWait time.Duration `mapstructure:"max_wait" yaml:"max_wait"`
-}
-
-// Idempotency sets the TTLs of the Redis keys that keep delivery single.
-type Idempotency struct {
-	// DoneTTL is how long a delivered op's done-marker lives. Env
-	// CIOQ_IDEMPOTENCY_DONE_TTL. Zero means DefaultDoneTTL (24h).
-	DoneTTL time.Duration `mapstructure:"done_ttl" yaml:"done_ttl"`
-	// ClaimTTL is how long a claim on an op in flight lives; it must exceed
-	// Worker.RequestTimeout. Env CIOQ_IDEMPOTENCY_CLAIM_TTL. Zero means
-	// DefaultClaimTTL (30s).
-	ClaimTTL time.Duration `mapstructure:"claim_ttl" yaml:"claim_ttl"`
-	// TombstoneTTL is how long a delete/suppress tombstone lives. Env
-	// CIOQ_IDEMPOTENCY_TOMBSTONE_TTL. Zero means DefaultTombstoneTTL (168h).
-	TombstoneTTL time.Duration `mapstructure:"tombstone_ttl" yaml:"tombstone_ttl"`
-}
-
-// Breaker sets each workspace's circuit breaker.
-type Breaker struct {
-	// Failures is how many consecutive failures open it. Env
-	// CIOQ_BREAKER_FAILURES. Zero means DefaultBreakerFailures (5).
-	Failures uint32 `mapstructure:"failures" yaml:"failures"`
-	// Successes is how many half-open successes close it. Env
-	// CIOQ_BREAKER_SUCCESSES. Zero means DefaultBreakerSuccesses (3).
-	Successes uint32 `mapstructure:"successes" yaml:"successes"`
-	// OpenTimeout is how long it stays open before a trial. Env
-	// CIOQ_BREAKER_OPEN_TIMEOUT. Zero means DefaultBreakerOpenTimeout (30s).
-	OpenTimeout time.Duration `mapstructure:"open_timeout" yaml:"open_timeout"`
 }
 
 // DLQ bounds the dead-letter store.
 type DLQ struct {
 	// MaxEntries is the most dead letters kept per workspace. Env
-	// CIOQ_DLQ_MAX_ENTRIES. Zero means DefaultDLQMaxEntries (100000).
+	// CIOQ_DLQ_MAX_ENTRIES. Zero means worker.DefaultDeadLetterMax.
 	MaxEntries int `mapstructure:"max_entries" yaml:"max_entries"`
 }
 
@@ -324,22 +232,23 @@ type Log struct {
 	Format string `mapstructure:"format" yaml:"format"`
 }
 
-// WithDefaults returns a copy of c with every zero field set to its default
-// and every workspace's TrackURL normalized and Batch filled in. It does not
-// validate.
+// WithDefaults returns a copy of c with every zero field whose default
+// internal/config knows (its own, and those of idempotency, breaker,
+// ratelimit, track and cdp) set to it, every workspace's URLs normalized and
+// its Batch filled in from c.Batch. The worker's and producer's settings
+// stay zero unless set (zero means their default; LoadOptions.Defaults
+// fills them). It does not validate.
 func (c *Config) WithDefaults() *Config {
 	out := *c
 	out.Redis.URL = cmp.Or(out.Redis.URL, DefaultRedisURL)
 	out.KeyPrefix = cmp.Or(out.KeyPrefix, DefaultKeyPrefix)
 	out.HTTPAddr = cmp.Or(out.HTTPAddr, DefaultHTTPAddr)
-	out.Worker = out.Worker.withDefaults()
-	out.Batch = out.Batch.withDefaults()
-	out.Idempotency = out.Idempotency.withDefaults()
-	out.Breaker = out.Breaker.withDefaults()
-	out.DLQ.MaxEntries = cmp.Or(out.DLQ.MaxEntries, DefaultDLQMaxEntries)
-	out.Spool.MaxBytes = cmp.Or(out.Spool.MaxBytes, DefaultSpoolMaxBytes)
+	out.Idempotency = out.Idempotency.WithDefaults()
+	out.Idempotency.Prefix = out.KeyPrefix
+	out.Breaker = out.Breaker.WithDefaults()
+	out.Breaker.Prefix = out.KeyPrefix
 	out.Log.Level = cmp.Or(strings.ToLower(strings.TrimSpace(out.Log.Level)), DefaultLogLevel)
-	out.Log.Format = cmp.Or(strings.ToLower(strings.TrimSpace(out.Log.Format)), DefaultLogFormat)
+	out.Log.Format = cmp.Or(strings.ToLower(strings.TrimSpace(out.Log.Format)), LogFormatText)
 	out.Workspaces = make([]Workspace, len(c.Workspaces))
 	for i, ws := range c.Workspaces {
 		out.Workspaces[i] = ws.withDefaults(out.Batch)
@@ -347,62 +256,12 @@ func (c *Config) WithDefaults() *Config {
 	return &out
 }
 
-func (w Worker) withDefaults() Worker {
-	w.Concurrency = cmp.Or(w.Concurrency, DefaultWorkerConcurrency)
-	w.DefaultServers = cmp.Or(w.DefaultServers, DefaultWorkerServers)
-	w.CriticalConcurrency = cmp.Or(w.CriticalConcurrency, DefaultCriticalConcurrency)
-	w.MaxRetry = cmp.Or(w.MaxRetry, DefaultMaxRetry)
-	w.RetryBase = cmp.Or(w.RetryBase, DefaultRetryBase)
-	w.RetryCap = cmp.Or(w.RetryCap, DefaultRetryCap)
-	w.ShutdownTimeout = cmp.Or(w.ShutdownTimeout, DefaultShutdownTimeout)
-	w.RequestTimeout = cmp.Or(w.RequestTimeout, DefaultRequestTimeout)
-	w.UnauthorizedPause = cmp.Or(w.UnauthorizedPause, DefaultUnauthorizedPause)
-	return w
-}
-
-func (b Batch) withDefaults() Batch {
-	b.MaxOps = cmp.Or(b.MaxOps, DefaultBatchMaxOps)
-	b.MaxBytes = cmp.Or(b.MaxBytes, DefaultBatchMaxBytes)
-	b.MaxWait = cmp.Or(b.MaxWait, DefaultBatchMaxWait)
-	return b
-}
-
-func (i Idempotency) withDefaults() Idempotency {
-	i.DoneTTL = cmp.Or(i.DoneTTL, DefaultDoneTTL)
-	i.ClaimTTL = cmp.Or(i.ClaimTTL, DefaultClaimTTL)
-	i.TombstoneTTL = cmp.Or(i.TombstoneTTL, DefaultTombstoneTTL)
-	return i
-}
-
-func (b Breaker) withDefaults() Breaker {
-	b.Failures = cmp.Or(b.Failures, DefaultBreakerFailures)
-	b.Successes = cmp.Or(b.Successes, DefaultBreakerSuccesses)
-	b.OpenTimeout = cmp.Or(b.OpenTimeout, DefaultBreakerOpenTimeout)
-	return b
-}
-
 func (ws Workspace) withDefaults(global Batch) Workspace {
-	ws.Region = cmp.Or(strings.ToLower(strings.TrimSpace(ws.Region)), DefaultRegion)
-	ws.TrackURL = NormalizeTrackURL(ws.TrackURL)
-	if ws.TrackURL == "" {
-		switch ws.Region {
-		case RegionUS:
-			ws.TrackURL = TrackURLUS
-		case RegionEU:
-			ws.TrackURL = TrackURLEU
-		}
-	}
-	ws.CDPURL = NormalizeCDPURL(ws.CDPURL)
-	if ws.CDPURL == "" {
-		switch ws.Region {
-		case RegionUS:
-			ws.CDPURL = CDPURLUS
-		case RegionEU:
-			ws.CDPURL = CDPURLEU
-		}
-	}
-	ws.RateLimit = cmp.Or(ws.RateLimit, DefaultRateLimit)
-	ws.CriticalShare = cmp.Or(ws.CriticalShare, DefaultCriticalShare)
+	ws.Region = cmp.Or(strings.ToLower(strings.TrimSpace(ws.Region)), string(track.RegionUS))
+	ws.TrackURL = cmp.Or(NormalizeTrackURL(ws.TrackURL), track.Region(ws.Region).BaseURL())
+	ws.CDPURL = cmp.Or(NormalizeCDPURL(ws.CDPURL), cdp.BaseURL(track.Region(ws.Region)))
+	ws.RateLimit = cmp.Or(ws.RateLimit, ratelimit.DefaultRate)
+	ws.CriticalShare = cmp.Or(ws.CriticalShare, ratelimit.DefaultCriticalShare)
 	ws.Weight = cmp.Or(ws.Weight, 1)
 	b := global
 	if ws.Batch != nil {
@@ -417,10 +276,7 @@ func (ws Workspace) withDefaults(global Batch) Workspace {
 // NormalizeCDPURL trims spaces and strips trailing "/" and a "/v1" from a
 // Pipelines API base URL (Customer.io writes it both ways), so
 // "https://cdp.customer.io/v1/" becomes "https://cdp.customer.io".
-func NormalizeCDPURL(u string) string {
-	u = strings.TrimRight(strings.TrimSpace(u), "/")
-	return strings.TrimRight(strings.TrimSuffix(u, "/v1"), "/")
-}
+func NormalizeCDPURL(u string) string { return cdp.NormalizeBaseURL(strings.TrimSpace(u)) }
 
 // NormalizeTrackURL trims spaces and strips a trailing "/", "/api/v1" or
 // "/api/v2" from a Track API base URL, so "https://x/api/v1/" becomes

@@ -7,6 +7,12 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/stretchr/testify/require"
+
+	"github.com/cioq/cioq/breaker"
+	"github.com/cioq/cioq/cdp"
+	"github.com/cioq/cioq/idempotency"
+	"github.com/cioq/cioq/ratelimit"
+	"github.com/cioq/cioq/track"
 )
 
 func TestNormalizeTrackURL(t *testing.T) {
@@ -29,6 +35,10 @@ func TestNormalizeTrackURL(t *testing.T) {
 	}
 }
 
+// WithDefaults fills the defaults internal/config knows: its own and those
+// of the core packages it nests or names. The worker's and producer's
+// settings stay zero (cmd/cioq fills them through LoadOptions.Defaults; its
+// settings_test.go checks that).
 func TestWithDefaults_FillsEveryZeroField(t *testing.T) {
 	t.Parallel()
 	in := &Config{Workspaces: []Workspace{{Name: "w", SiteID: "s", APIKey: "k", Batch: &Batch{MaxOps: 10}}}}
@@ -38,23 +48,15 @@ func TestWithDefaults_FillsEveryZeroField(t *testing.T) {
 		KeyPrefix: DefaultKeyPrefix,
 		HTTPAddr:  DefaultHTTPAddr,
 		Workspaces: []Workspace{{
-			Name: "w", SiteID: "s", APIKey: "k", Region: RegionUS, TrackURL: TrackURLUS, CDPURL: CDPURLUS,
-			RateLimit: DefaultRateLimit, CriticalShare: DefaultCriticalShare, Weight: 1,
-			Batch: &Batch{MaxOps: 10, MaxBytes: DefaultBatchMaxBytes, MaxWait: DefaultBatchMaxWait},
+			Name: "w", SiteID: "s", APIKey: "k", Region: "us", TrackURL: track.USBaseURL, CDPURL: cdp.USBaseURL,
+			RateLimit: ratelimit.DefaultRate, CriticalShare: ratelimit.DefaultCriticalShare, Weight: 1,
+			Batch: &Batch{MaxOps: 10},
 		}},
-		Worker: Worker{
-			Concurrency: DefaultWorkerConcurrency, DefaultServers: DefaultWorkerServers,
-			CriticalConcurrency: DefaultCriticalConcurrency, MaxRetry: DefaultMaxRetry,
-			RetryBase: DefaultRetryBase, RetryCap: DefaultRetryCap,
-			ShutdownTimeout: DefaultShutdownTimeout, RequestTimeout: DefaultRequestTimeout,
-			UnauthorizedPause: DefaultUnauthorizedPause,
-		},
-		Batch:       Batch{MaxOps: DefaultBatchMaxOps, MaxBytes: DefaultBatchMaxBytes, MaxWait: DefaultBatchMaxWait},
-		Idempotency: Idempotency{DoneTTL: DefaultDoneTTL, ClaimTTL: DefaultClaimTTL, TombstoneTTL: DefaultTombstoneTTL},
-		Breaker:     Breaker{Failures: DefaultBreakerFailures, Successes: DefaultBreakerSuccesses, OpenTimeout: DefaultBreakerOpenTimeout},
-		DLQ:         DLQ{MaxEntries: DefaultDLQMaxEntries},
-		Spool:       Spool{MaxBytes: DefaultSpoolMaxBytes},
-		Log:         Log{Level: DefaultLogLevel, Format: DefaultLogFormat},
+		Idempotency: idempotency.Config{Prefix: DefaultKeyPrefix, DoneTTL: idempotency.DefaultDoneTTL,
+			ClaimTTL: idempotency.DefaultClaimTTL, TombstoneTTL: idempotency.DefaultTombstoneTTL},
+		Breaker: breaker.Config{Prefix: DefaultKeyPrefix, Failures: breaker.DefaultFailures, Successes: breaker.DefaultSuccesses,
+			OpenTimeout: breaker.DefaultOpenTimeout, SharedCheckInterval: breaker.DefaultSharedCheckInterval},
+		Log: Log{Level: DefaultLogLevel, Format: LogFormatText},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Fatalf("WithDefaults (-want +got):\n%s", diff)
@@ -74,8 +76,8 @@ func TestValidate_ListsEveryProblem(t *testing.T) {
 			RateLimit: -1, RateBurst: -2, CriticalShare: 1.5,
 			Batch: &Batch{MaxBytes: 512 * 1024},
 		}},
-		Worker:      Worker{Concurrency: -1, RetryBase: 20 * time.Minute, RequestTimeout: time.Minute},
-		Idempotency: Idempotency{TombstoneTTL: -time.Hour},
+		Worker:      Worker{Concurrency: -1, RetryBase: 20 * time.Minute, RetryCap: 10 * time.Minute, RequestTimeout: time.Minute},
+		Idempotency: idempotency.Config{TombstoneTTL: -time.Hour},
 		Log:         Log{Level: "loud"},
 	}
 	err := cfg.Validate()

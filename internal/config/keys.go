@@ -14,7 +14,10 @@ type key struct {
 	path string
 	envs []string
 	flag string
-	def  any // string, int, uint32, float64 or time.Duration: also the type
+	// def is the default internal/config owns, else the zero value: zero
+	// means the owning package's default. Its type is the setting's: string,
+	// int, uint32, float64 or time.Duration.
+	def any
 }
 
 // keys lists every scalar setting outside the workspaces list.
@@ -24,35 +27,35 @@ func keys() []key {
 		{path: "key_prefix", envs: []string{"CIOQ_KEY_PREFIX"}, def: DefaultKeyPrefix},
 		{path: "http_addr", envs: []string{"CIOQ_HTTP_ADDR"}, flag: "addr", def: DefaultHTTPAddr},
 
-		{path: "worker.concurrency", envs: []string{"CIOQ_WORKER_CONCURRENCY"}, def: DefaultWorkerConcurrency},
-		{path: "worker.default_servers", envs: []string{"CIOQ_WORKER_DEFAULT_SERVERS"}, def: DefaultWorkerServers},
-		{path: "worker.critical_concurrency", envs: []string{"CIOQ_WORKER_CRITICAL_CONCURRENCY"}, def: DefaultCriticalConcurrency},
-		{path: "worker.max_retry", envs: []string{"CIOQ_WORKER_MAX_RETRY"}, def: DefaultMaxRetry},
-		{path: "worker.retry_base", envs: []string{"CIOQ_WORKER_RETRY_BASE"}, def: DefaultRetryBase},
-		{path: "worker.retry_cap", envs: []string{"CIOQ_WORKER_RETRY_CAP"}, def: DefaultRetryCap},
-		{path: "worker.shutdown_timeout", envs: []string{"CIOQ_WORKER_SHUTDOWN_TIMEOUT"}, def: DefaultShutdownTimeout},
-		{path: "worker.request_timeout", envs: []string{"CIOQ_WORKER_REQUEST_TIMEOUT"}, def: DefaultRequestTimeout},
-		{path: "worker.unauthorized_pause", envs: []string{"CIOQ_WORKER_UNAUTHORIZED_PAUSE"}, def: DefaultUnauthorizedPause},
+		{path: "worker.concurrency", envs: []string{"CIOQ_WORKER_CONCURRENCY"}, def: 0},
+		{path: "worker.default_servers", envs: []string{"CIOQ_WORKER_DEFAULT_SERVERS"}, def: 0},
+		{path: "worker.critical_concurrency", envs: []string{"CIOQ_WORKER_CRITICAL_CONCURRENCY"}, def: 0},
+		{path: "worker.max_retry", envs: []string{"CIOQ_WORKER_MAX_RETRY"}, def: 0},
+		{path: "worker.retry_base", envs: []string{"CIOQ_WORKER_RETRY_BASE"}, def: time.Duration(0)},
+		{path: "worker.retry_cap", envs: []string{"CIOQ_WORKER_RETRY_CAP"}, def: time.Duration(0)},
+		{path: "worker.shutdown_timeout", envs: []string{"CIOQ_WORKER_SHUTDOWN_TIMEOUT"}, def: time.Duration(0)},
+		{path: "worker.request_timeout", envs: []string{"CIOQ_WORKER_REQUEST_TIMEOUT"}, def: time.Duration(0)},
+		{path: "worker.unauthorized_pause", envs: []string{"CIOQ_WORKER_UNAUTHORIZED_PAUSE"}, def: time.Duration(0)},
 
-		{path: "batch.max_ops", envs: []string{"CIOQ_BATCH_MAX_OPS"}, def: DefaultBatchMaxOps},
-		{path: "batch.max_bytes", envs: []string{"CIOQ_BATCH_MAX_BYTES"}, def: DefaultBatchMaxBytes},
-		{path: "batch.max_wait", envs: []string{"CIOQ_BATCH_MAX_WAIT"}, def: DefaultBatchMaxWait},
+		{path: "batch.max_ops", envs: []string{"CIOQ_BATCH_MAX_OPS"}, def: 0},
+		{path: "batch.max_bytes", envs: []string{"CIOQ_BATCH_MAX_BYTES"}, def: 0},
+		{path: "batch.max_wait", envs: []string{"CIOQ_BATCH_MAX_WAIT"}, def: time.Duration(0)},
 
-		{path: "idempotency.done_ttl", envs: []string{"CIOQ_IDEMPOTENCY_DONE_TTL"}, def: DefaultDoneTTL},
-		{path: "idempotency.claim_ttl", envs: []string{"CIOQ_IDEMPOTENCY_CLAIM_TTL"}, def: DefaultClaimTTL},
-		{path: "idempotency.tombstone_ttl", envs: []string{"CIOQ_IDEMPOTENCY_TOMBSTONE_TTL"}, def: DefaultTombstoneTTL},
+		{path: "idempotency.done_ttl", envs: []string{"CIOQ_IDEMPOTENCY_DONE_TTL"}, def: time.Duration(0)},
+		{path: "idempotency.claim_ttl", envs: []string{"CIOQ_IDEMPOTENCY_CLAIM_TTL"}, def: time.Duration(0)},
+		{path: "idempotency.tombstone_ttl", envs: []string{"CIOQ_IDEMPOTENCY_TOMBSTONE_TTL"}, def: time.Duration(0)},
 
-		{path: "breaker.failures", envs: []string{"CIOQ_BREAKER_FAILURES"}, def: DefaultBreakerFailures},
-		{path: "breaker.successes", envs: []string{"CIOQ_BREAKER_SUCCESSES"}, def: DefaultBreakerSuccesses},
-		{path: "breaker.open_timeout", envs: []string{"CIOQ_BREAKER_OPEN_TIMEOUT"}, def: DefaultBreakerOpenTimeout},
+		{path: "breaker.failures", envs: []string{"CIOQ_BREAKER_FAILURES"}, def: uint32(0)},
+		{path: "breaker.successes", envs: []string{"CIOQ_BREAKER_SUCCESSES"}, def: uint32(0)},
+		{path: "breaker.open_timeout", envs: []string{"CIOQ_BREAKER_OPEN_TIMEOUT"}, def: time.Duration(0)},
 
-		{path: "dlq.max_entries", envs: []string{"CIOQ_DLQ_MAX_ENTRIES"}, def: DefaultDLQMaxEntries},
+		{path: "dlq.max_entries", envs: []string{"CIOQ_DLQ_MAX_ENTRIES"}, def: 0},
 
 		{path: "log.level", envs: []string{"CIOQ_LOG_LEVEL"}, flag: "log-level", def: DefaultLogLevel},
-		{path: "log.format", envs: []string{"CIOQ_LOG_FORMAT"}, flag: "log-format", def: DefaultLogFormat},
+		{path: "log.format", envs: []string{"CIOQ_LOG_FORMAT"}, flag: "log-format", def: LogFormatText},
 
 		{path: "spool.dir", envs: []string{"CIOQ_SPOOL_DIR"}, def: ""},
-		{path: "spool.max_bytes", envs: []string{"CIOQ_SPOOL_MAX_BYTES"}, def: DefaultSpoolMaxBytes},
+		{path: "spool.max_bytes", envs: []string{"CIOQ_SPOOL_MAX_BYTES"}, def: 0},
 
 		{path: "monitoring.username", envs: []string{"CIOQ_MONITORING_USERNAME"}, def: ""},
 		{path: "monitoring.password", envs: []string{"CIOQ_MONITORING_PASSWORD"}, def: ""},

@@ -8,8 +8,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
+
+	"github.com/cioq/cioq/ratelimit"
 )
 
 // LoadOptions says where Load reads from.
@@ -26,42 +29,11 @@ type LoadOptions struct {
 	// AllowMissingCredentials skips the workspace site id / API key checks,
 	// for commands that never call Customer.io (fakecio, dlq, load).
 	AllowMissingCredentials bool
-}
-
-// fileConfig is what the YAML file (and the other layers) decode into.
-type fileConfig struct {
-	Redis       Redis           `mapstructure:"redis"`
-	KeyPrefix   string          `mapstructure:"key_prefix"`
-	HTTPAddr    string          `mapstructure:"http_addr"`
-	Workspaces  []fileWorkspace `mapstructure:"workspaces"`
-	Worker      Worker          `mapstructure:"worker"`
-	Batch       Batch           `mapstructure:"batch"`
-	Idempotency Idempotency     `mapstructure:"idempotency"`
-	Breaker     Breaker         `mapstructure:"breaker"`
-	DLQ         DLQ             `mapstructure:"dlq"`
-	Log         Log             `mapstructure:"log"`
-	Spool       Spool           `mapstructure:"spool"`
-	Monitoring  Monitoring      `mapstructure:"monitoring"`
-}
-
-// fileWorkspace keeps numbers as pointers so an explicit 0 in the file is
-// told apart from an absent key.
-type fileWorkspace struct {
-	Name          string   `mapstructure:"name"`
-	SiteID        string   `mapstructure:"site_id"`
-	APIKey        string   `mapstructure:"api_key"`
-	APIKeyEnv     string   `mapstructure:"api_key_env"`
-	Region        string   `mapstructure:"region"`
-	TrackURL      string   `mapstructure:"track_url"`
-	CDPAPIKey     string   `mapstructure:"cdp_api_key"`
-	CDPAPIKeyEnv  string   `mapstructure:"cdp_api_key_env"`
-	CDPURL        string   `mapstructure:"cdp_url"`
-	CDPRateLimit  *float64 `mapstructure:"cdp_rate_limit"`
-	RateLimit     *float64 `mapstructure:"rate_limit"`
-	RateBurst     *int     `mapstructure:"rate_burst"`
-	CriticalShare *float64 `mapstructure:"critical_share"`
-	Weight        *int     `mapstructure:"weight"`
-	Batch         *Batch   `mapstructure:"batch"`
+	// Defaults fills the zero settings owned by packages internal/config
+	// does not import (worker, producer: Worker, Batch, DLQ, Spool.MaxBytes)
+	// from their own defaults, before validation; cmd/cioq passes one that
+	// asks them. Nil leaves those settings zero (zero means their default).
+	Defaults func(*Config)
 }
 
 // Load reads the configuration: defaults, then the YAML file, then env vars,
@@ -132,30 +104,24 @@ func Load(opts LoadOptions) (*Config, error) {
 		}
 	}
 
-	var fc fileConfig
-	if err := v.UnmarshalExact(&fc); err != nil {
+	cfg := &Config{}
+	if err := v.UnmarshalExact(cfg, func(dc *mapstructure.DecoderConfig) { dc.IgnoreUntaggedFields = true }); err != nil {
 		p.addf("config file %s: %v", file, unwrapAll(err))
 	}
-
-	cfg := &Config{
-		Redis:       fc.Redis,
-		KeyPrefix:   fc.KeyPrefix,
-		HTTPAddr:    fc.HTTPAddr,
-		Worker:      fc.Worker,
-		Batch:       fc.Batch,
-		Idempotency: fc.Idempotency,
-		Breaker:     fc.Breaker,
-		DLQ:         fc.DLQ,
-		Log:         fc.Log,
-		Spool:       fc.Spool,
-		Monitoring:  fc.Monitoring,
-	}
-	for i, fw := range fc.Workspaces {
-		cfg.Workspaces = append(cfg.Workspaces, fw.workspace(&p, i, lookup))
+	raw, _ := v.Get("workspaces").([]any)
+	for i := range cfg.Workspaces {
+		var fields map[string]any
+		if i < len(raw) {
+			fields, _ = raw[i].(map[string]any)
+		}
+		cfg.Workspaces[i] = fileWorkspace(&p, i, cfg.Workspaces[i], fields, lookup)
 	}
 	if len(cfg.Workspaces) == 0 {
 		cfg.EnvWorkspace = true
 		cfg.Workspaces = []Workspace{envWorkspace(&p, lookup)}
+	}
+	if opts.Defaults != nil {
+		opts.Defaults(cfg)
 	}
 
 	out := cfg.WithDefaults()
@@ -173,64 +139,41 @@ func setParsed(v *viper.Viper, p *problems, k key, s, from string) {
 		return
 	}
 	if isNonPositive(val) {
-		p.addf("%s=%q: must be > 0 (unset it for the default %v)", from, s, k.def)
+		p.addf("%s=%q: must be > 0 (unset it for the default)", from, s)
 		return
 	}
 	v.Set(k.path, val)
 }
 
-func (fw fileWorkspace) workspace(p *problems, i int, lookup func(string) (string, bool)) Workspace {
-	ws := Workspace{
-		Name:      fw.Name,
-		SiteID:    fw.SiteID,
-		APIKey:    Secret(fw.APIKey),
-		APIKeyEnv: fw.APIKeyEnv,
-		Region:    fw.Region,
-		TrackURL:  fw.TrackURL,
-		Batch:     fw.Batch,
-
-		CDPAPIKey:    Secret(fw.CDPAPIKey),
-		CDPAPIKeyEnv: fw.CDPAPIKeyEnv,
-		CDPURL:       fw.CDPURL,
-	}
-	where := fmt.Sprintf("workspaces[%d] %q", i, fw.Name)
-	if fw.APIKeyEnv != "" {
+// fileWorkspace completes workspace i of the file: API keys named by
+// *_env keys, and a problem for each number given explicitly where zero or
+// less makes no sense (fields holds the keys the file gave).
+func fileWorkspace(p *problems, i int, ws Workspace, fields map[string]any, lookup func(string) (string, bool)) Workspace {
+	where := fmt.Sprintf("workspaces[%d] %q", i, ws.Name)
+	if ws.APIKeyEnv != "" {
 		if ws.APIKey != "" {
 			p.addf("%s: set api_key or api_key_env, not both", where)
-		} else if s, ok := lookup(fw.APIKeyEnv); ok {
+		} else if s, ok := lookup(ws.APIKeyEnv); ok {
 			ws.APIKey = Secret(strings.TrimSpace(s))
 		}
 	}
-	if fw.CDPAPIKeyEnv != "" {
+	if ws.CDPAPIKeyEnv != "" {
 		if ws.CDPAPIKey != "" {
 			p.addf("%s: set cdp_api_key or cdp_api_key_env, not both", where)
-		} else if s, ok := lookup(fw.CDPAPIKeyEnv); ok {
+		} else if s, ok := lookup(ws.CDPAPIKeyEnv); ok {
 			ws.CDPAPIKey = Secret(strings.TrimSpace(s))
 		}
 	}
-	if fw.CDPRateLimit != nil {
-		ws.CDPRateLimit = *fw.CDPRateLimit // checked with the workspace (validate.go)
+	// Negative values are reported with the workspace (validate.go).
+	given := func(k string) bool { _, ok := fields[k]; return ok }
+	if given("rate_limit") && ws.RateLimit == 0 {
+		p.addf("%s: rate_limit %g: must be > 0 requests/s", where, ws.RateLimit)
 	}
-	if fw.RateLimit != nil {
-		if *fw.RateLimit <= 0 {
-			p.addf("%s: rate_limit %g: must be > 0 requests/s", where, *fw.RateLimit)
-		}
-		ws.RateLimit = *fw.RateLimit
+	if given("critical_share") && ws.CriticalShare == 0 {
+		p.addf("%s: critical_share %g: must be between 0 and 1 exclusive", where, ws.CriticalShare)
 	}
-	if fw.RateBurst != nil {
-		ws.RateBurst = *fw.RateBurst
-	}
-	if fw.CriticalShare != nil {
-		if *fw.CriticalShare <= 0 {
-			p.addf("%s: critical_share %g: must be between 0 and 1 exclusive", where, *fw.CriticalShare)
-		}
-		ws.CriticalShare = *fw.CriticalShare
-	}
-	if fw.Weight != nil {
-		if *fw.Weight <= 0 {
-			p.addf("%s: weight %d: must be positive", where, *fw.Weight)
-		}
-		ws.Weight = *fw.Weight
+	if given("weight") && ws.Weight <= 0 {
+		p.addf("%s: weight %d: must be positive", where, ws.Weight)
 	}
 	return ws
 }
@@ -250,38 +193,33 @@ func envWorkspace(p *problems, lookup func(string) (string, bool)) Workspace {
 		CDPAPIKey: Secret(get(EnvCDPAPIKey)),
 		CDPURL:    get(EnvCDPURL),
 	}
-	if s, ok := lookup(EnvCDPRateLimit); ok {
-		if f, err := parseAs(0.0, s); err != nil {
-			p.addf("%s=%q: %v", EnvCDPRateLimit, s, err)
-		} else if f.(float64) < 0 {
-			p.addf("%s=%q: must be >= 0 requests/s (0 or unset: share %s)", EnvCDPRateLimit, s, EnvRateLimit)
-		} else {
-			ws.CDPRateLimit = f.(float64)
+	rate := func(name string, dst *float64, valid func(float64) bool, want string) {
+		s, ok := lookup(name)
+		if !ok {
+			return
+		}
+		f, err := parseAs(0.0, s)
+		switch {
+		case err != nil:
+			p.addf("%s=%q: %v", name, s, err)
+		case !valid(f.(float64)):
+			p.addf("%s=%q: %s", name, s, want)
+		default:
+			*dst = f.(float64)
 		}
 	}
-	if s, ok := lookup(EnvRateLimit); ok {
-		if f, err := parseAs(0.0, s); err != nil {
-			p.addf("%s=%q: %v", EnvRateLimit, s, err)
-		} else if f.(float64) <= 0 {
-			p.addf("%s=%q: must be > 0 requests/s (unset it for the default %g)", EnvRateLimit, s, DefaultRateLimit)
-		} else {
-			ws.RateLimit = f.(float64)
-		}
-	}
+	positive := func(f float64) bool { return f > 0 }
+	rate(EnvCDPRateLimit, &ws.CDPRateLimit, func(f float64) bool { return f >= 0 },
+		"must be >= 0 requests/s (0 or unset: share "+EnvRateLimit+")")
+	rate(EnvRateLimit, &ws.RateLimit, positive,
+		fmt.Sprintf("must be > 0 requests/s (unset it for the default %g)", ratelimit.DefaultRate))
+	rate(EnvCriticalShare, &ws.CriticalShare, positive,
+		fmt.Sprintf("must be between 0 and 1 exclusive (unset it for the default %g)", ratelimit.DefaultCriticalShare))
 	if s, ok := lookup(EnvRateBurst); ok {
 		if n, err := parseAs(0, s); err != nil {
 			p.addf("%s=%q: %v", EnvRateBurst, s, err)
 		} else {
 			ws.RateBurst = n.(int)
-		}
-	}
-	if s, ok := lookup(EnvCriticalShare); ok {
-		if f, err := parseAs(0.0, s); err != nil {
-			p.addf("%s=%q: %v", EnvCriticalShare, s, err)
-		} else if f.(float64) <= 0 {
-			p.addf("%s=%q: must be between 0 and 1 exclusive (unset it for the default %g)", EnvCriticalShare, s, DefaultCriticalShare)
-		} else {
-			ws.CriticalShare = f.(float64)
 		}
 	}
 	return ws

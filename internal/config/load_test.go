@@ -12,6 +12,10 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/spf13/pflag"
 	"github.com/stretchr/testify/require"
+
+	"github.com/cioq/cioq/cdp"
+	"github.com/cioq/cioq/ratelimit"
+	"github.com/cioq/cioq/track"
 )
 
 // testEnv is an injected environment: no os.Setenv, so tests run in parallel.
@@ -171,7 +175,7 @@ func TestLoad_SeedEnvWorkspace(t *testing.T) {
 		RateBurst:     4,
 		CriticalShare: 0.3,
 		Weight:        1,
-		Batch:         &Batch{MaxOps: DefaultBatchMaxOps, MaxBytes: DefaultBatchMaxBytes, MaxWait: DefaultBatchMaxWait},
+		Batch:         &Batch{},
 	}}
 	if diff := cmp.Diff(want, cfg.Workspaces); diff != "" {
 		t.Fatalf("workspaces (-want +got):\n%s", diff)
@@ -183,19 +187,19 @@ func TestLoad_EnvWorkspaceDefaults(t *testing.T) {
 	cfg, err := Load(LoadOptions{Env: withCreds()})
 	require.NoError(t, err)
 	ws := cfg.Workspaces[0]
-	require.Equal(t, RegionUS, ws.Region)
-	require.Equal(t, TrackURLUS, ws.TrackURL)
-	require.Equal(t, CDPURLUS, ws.CDPURL)
+	require.Equal(t, "us", ws.Region)
+	require.Equal(t, track.USBaseURL, ws.TrackURL)
+	require.Equal(t, cdp.USBaseURL, ws.CDPURL)
 	require.Empty(t, ws.CDPAPIKey, "no Pipelines calls unless a key is set")
 	require.Zero(t, ws.CDPRateLimit, "Pipelines requests share the Track budget")
-	require.Equal(t, DefaultRateLimit, ws.RateLimit)
+	require.Equal(t, ratelimit.DefaultRate, ws.RateLimit)
 	require.Zero(t, ws.RateBurst)
-	require.Equal(t, DefaultCriticalShare, ws.CriticalShare)
+	require.Equal(t, ratelimit.DefaultCriticalShare, ws.CriticalShare)
 
 	cfg, err = Load(LoadOptions{Env: withCreds(EnvRegion, "eu")})
 	require.NoError(t, err)
-	require.Equal(t, TrackURLEU, cfg.Workspaces[0].TrackURL)
-	require.Equal(t, CDPURLEU, cfg.Workspaces[0].CDPURL)
+	require.Equal(t, track.EUBaseURL, cfg.Workspaces[0].TrackURL)
+	require.Equal(t, cdp.EUBaseURL, cfg.Workspaces[0].CDPURL)
 }
 
 func TestLoad_FileWorkspaces(t *testing.T) {
@@ -226,15 +230,15 @@ workspaces:
 	cfg, err := Load(LoadOptions{File: file, Env: testEnv("EU_SHOP_KEY", "k2-s3cr3t", "EU_SHOP_CDP_KEY", "c2-s3cr3t", EnvSiteID, "ignored")})
 	require.NoError(t, err)
 	require.False(t, cfg.EnvWorkspace)
-	global := Batch{MaxOps: 200, MaxBytes: DefaultBatchMaxBytes, MaxWait: DefaultBatchMaxWait}
+	global := Batch{MaxOps: 200}
 	want := []Workspace{
-		{Name: "us-shop", SiteID: "s1", APIKey: "k1-s3cr3t", Region: "us", TrackURL: TrackURLUS,
+		{Name: "us-shop", SiteID: "s1", APIKey: "k1-s3cr3t", Region: "us", TrackURL: track.USBaseURL,
 			CDPAPIKey: "c1-s3cr3t", CDPURL: "http://127.0.0.1:8081",
-			RateLimit: DefaultRateLimit, CriticalShare: DefaultCriticalShare, Weight: 1, Batch: &global},
-		{Name: "eu-shop", SiteID: "s2", APIKey: "k2-s3cr3t", APIKeyEnv: "EU_SHOP_KEY", Region: "eu", TrackURL: TrackURLEU,
-			CDPAPIKey: "c2-s3cr3t", CDPAPIKeyEnv: "EU_SHOP_CDP_KEY", CDPURL: CDPURLEU, CDPRateLimit: 25,
+			RateLimit: ratelimit.DefaultRate, CriticalShare: ratelimit.DefaultCriticalShare, Weight: 1, Batch: &global},
+		{Name: "eu-shop", SiteID: "s2", APIKey: "k2-s3cr3t", APIKeyEnv: "EU_SHOP_KEY", Region: "eu", TrackURL: track.EUBaseURL,
+			CDPAPIKey: "c2-s3cr3t", CDPAPIKeyEnv: "EU_SHOP_CDP_KEY", CDPURL: cdp.EUBaseURL, CDPRateLimit: 25,
 			RateLimit: 40, RateBurst: 10, CriticalShare: 0.5, Weight: 3,
-			Batch: &Batch{MaxOps: 200, MaxBytes: DefaultBatchMaxBytes, MaxWait: 200 * time.Millisecond}},
+			Batch: &Batch{MaxOps: 200, MaxWait: 200 * time.Millisecond}},
 	}
 	if diff := cmp.Diff(want, cfg.Workspaces); diff != "" {
 		t.Fatalf("workspaces (-want +got):\n%s", diff)
@@ -270,6 +274,9 @@ func otherValue(k key) (env string, want any) {
 	case uint32:
 		return "9", uint32(9)
 	case time.Duration:
+		if k.path == "idempotency.claim_ttl" { // must exceed worker.request_timeout
+			return "2s", 2 * time.Second
+		}
 		return (d + time.Second).String(), d + time.Second
 	}
 	switch k.path {
@@ -506,4 +513,45 @@ func TestLoad_DecodeErrorsNeverQuoteAKey(t *testing.T) {
 	require.ErrorIs(t, err, ErrInvalid)
 	require.Contains(t, err.Error(), "api_key")
 	require.NotContains(t, err.Error(), "s3cr3t")
+}
+
+// LoadOptions.Defaults fills the settings other packages own before the
+// workspaces take the global batch and before validation, which sees them.
+func TestLoad_DefaultsFillBeforeValidation(t *testing.T) {
+	t.Parallel()
+	defaults := func(c *Config) {
+		if c.Batch.MaxOps == 0 {
+			c.Batch.MaxOps = 300
+		}
+		if c.Worker.RetryCap == 0 {
+			c.Worker.RetryCap = 10 * time.Minute
+		}
+	}
+	cfg, err := Load(LoadOptions{Env: withCreds(), Defaults: defaults})
+	require.NoError(t, err)
+	require.Equal(t, 300, cfg.Batch.MaxOps)
+	require.Equal(t, 300, cfg.Workspaces[0].Batch.MaxOps)
+
+	_, err = Load(LoadOptions{Env: withCreds("CIOQ_WORKER_RETRY_BASE", "20m"), Defaults: defaults})
+	require.ErrorContains(t, err, "worker.retry_base 20m0s is above worker.retry_cap 10m0s")
+}
+
+// testDefaults stands in for cmd/cioq's componentDefaults (which asks the
+// worker and producer): every setting of the worker, batch and dlq sections
+// and spool.max_bytes left zero gets 1 (1s for a duration).
+func testDefaults(c *Config) {
+	for _, v := range []reflect.Value{reflect.ValueOf(&c.Worker).Elem(), reflect.ValueOf(&c.Batch).Elem(), reflect.ValueOf(&c.DLQ).Elem()} {
+		for i := range v.NumField() {
+			switch f := v.Field(i); {
+			case !f.IsZero():
+			case f.Type() == reflect.TypeFor[time.Duration]():
+				f.SetInt(int64(time.Second))
+			default:
+				f.SetInt(1)
+			}
+		}
+	}
+	if c.Spool.MaxBytes == 0 {
+		c.Spool.MaxBytes = 1
+	}
 }

@@ -4,6 +4,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/cioq/cioq/cdp"
 )
 
 func TestLoad_PipelinesSettings(t *testing.T) {
@@ -70,7 +72,7 @@ workspaces:
 		out, err := cfg.YAML()
 		require.NoError(t, err)
 		require.NotContains(t, string(out), "cdp_api_key")
-		require.Contains(t, string(out), "cdp_url: "+CDPURLUS)
+		require.Contains(t, string(out), "cdp_url: "+cdp.USBaseURL)
 	})
 }
 

@@ -61,7 +61,7 @@ func TestConfig_YAMLRedactsAndRoundTrips(t *testing.T) {
 		EnvSiteID, "site-1", EnvAPIKey, apiKey,
 		"REDIS_URL", "redis://:hunter2@10.0.0.1:6379/4",
 		"CIOQ_BATCH_MAX_WAIT", "75ms",
-	)})
+	), Defaults: testDefaults})
 	require.NoError(t, err)
 	out, err := cfg.YAML()
 	require.NoError(t, err)
@@ -73,7 +73,7 @@ func TestConfig_YAMLRedactsAndRoundTrips(t *testing.T) {
 
 	// The printed config is itself a valid config file giving the same
 	// config, except for what was redacted.
-	back, err := Load(LoadOptions{File: writeFile(t, string(out)), Env: testEnv()})
+	back, err := Load(LoadOptions{File: writeFile(t, string(out)), Env: testEnv(), Defaults: testDefaults})
 	require.NoError(t, err)
 	want := *cfg
 	want.EnvWorkspace = false

@@ -8,6 +8,9 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/cioq/cioq/cdp"
+	"github.com/cioq/cioq/track"
 )
 
 // ErrInvalid matches (errors.Is) every *ValidationError.
@@ -74,15 +77,15 @@ func (c *Config) check(p *problems, requireCredentials bool) {
 	c.checkWorkspaces(p, requireCredentials)
 
 	w := c.Worker
-	positive(p, "worker.concurrency", w.Concurrency)
-	positive(p, "worker.default_servers", w.DefaultServers)
-	positive(p, "worker.critical_concurrency", w.CriticalConcurrency)
-	positive(p, "worker.max_retry", w.MaxRetry)
-	positiveDur(p, "worker.retry_base", w.RetryBase)
-	positiveDur(p, "worker.retry_cap", w.RetryCap)
-	positiveDur(p, "worker.shutdown_timeout", w.ShutdownTimeout)
-	positiveDur(p, "worker.request_timeout", w.RequestTimeout)
-	positiveDur(p, "worker.unauthorized_pause", w.UnauthorizedPause)
+	notNegative(p, "worker.concurrency", w.Concurrency)
+	notNegative(p, "worker.default_servers", w.DefaultServers)
+	notNegative(p, "worker.critical_concurrency", w.CriticalConcurrency)
+	notNegative(p, "worker.max_retry", w.MaxRetry)
+	notNegative(p, "worker.retry_base", w.RetryBase)
+	notNegative(p, "worker.retry_cap", w.RetryCap)
+	notNegative(p, "worker.shutdown_timeout", w.ShutdownTimeout)
+	notNegative(p, "worker.request_timeout", w.RequestTimeout)
+	notNegative(p, "worker.unauthorized_pause", w.UnauthorizedPause)
 	if (c.Monitoring.Username == "") != (c.Monitoring.Password == "") {
 		p.addf("monitoring: set both username and password (CIOQ_MONITORING_USERNAME, CIOQ_MONITORING_PASSWORD) or neither")
 	}
@@ -99,15 +102,15 @@ func (c *Config) check(p *problems, requireCredentials bool) {
 	checkBatch(p, "batch", c.Batch)
 
 	i := c.Idempotency
-	positiveDur(p, "idempotency.done_ttl", i.DoneTTL)
-	positiveDur(p, "idempotency.claim_ttl", i.ClaimTTL)
-	positiveDur(p, "idempotency.tombstone_ttl", i.TombstoneTTL)
+	notNegative(p, "idempotency.done_ttl", i.DoneTTL)
+	notNegative(p, "idempotency.claim_ttl", i.ClaimTTL)
+	notNegative(p, "idempotency.tombstone_ttl", i.TombstoneTTL)
 	if i.ClaimTTL > 0 && w.RequestTimeout > 0 && i.ClaimTTL <= w.RequestTimeout {
 		p.addf("idempotency.claim_ttl %s must exceed worker.request_timeout %s (a claim must outlive the request it guards)", i.ClaimTTL, w.RequestTimeout)
 	}
 
-	positiveDur(p, "breaker.open_timeout", c.Breaker.OpenTimeout)
-	positive(p, "dlq.max_entries", c.DLQ.MaxEntries)
+	notNegative(p, "breaker.open_timeout", c.Breaker.OpenTimeout)
+	notNegative(p, "dlq.max_entries", c.DLQ.MaxEntries)
 
 	if _, err := parseLevel(c.Log.Level); err != nil {
 		p.addf("log.level %q: want debug, info, warn or error (--log-level, CIOQ_LOG_LEVEL)", c.Log.Level)
@@ -149,10 +152,11 @@ func (c *Config) checkWorkspaces(p *problems, requireCredentials bool) {
 				}
 			}
 		}
-		if ws.Region != RegionUS && ws.Region != RegionEU {
+		knownRegion := ws.Region == string(track.RegionUS) || ws.Region == string(track.RegionEU)
+		if !knownRegion {
 			p.addf("%s: region %q: want us or eu (CUSTOMERIO_REGION)", where, ws.Region)
 		}
-		if ws.TrackURL == "" && ws.Region != RegionUS && ws.Region != RegionEU {
+		if ws.TrackURL == "" && !knownRegion {
 			// No URL because the region is unknown: reported above.
 		} else if u, err := url.Parse(ws.TrackURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
 			p.addf("%s: track_url %s: want an http(s) base URL without credentials (CUSTOMERIO_TRACK_URL)", where, RedactURL(ws.TrackURL))
@@ -165,7 +169,7 @@ func (c *Config) checkWorkspaces(p *problems, requireCredentials bool) {
 		} else if ws.CDPAPIKeyEnv != "" && requireCredentials {
 			p.addf("%s: Pipelines API key is missing: env var %s (named by cdp_api_key_env) is not set", where, ws.CDPAPIKeyEnv)
 		}
-		if ws.CDPURL == "" && ws.Region != RegionUS && ws.Region != RegionEU {
+		if ws.CDPURL == "" && !knownRegion {
 			// No URL because the region is unknown: reported above.
 		} else if u, err := url.Parse(ws.CDPURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
 			p.addf("%s: cdp_url %s: want an http(s) base URL without credentials (CUSTOMERIO_CDP_URL)", where, RedactURL(ws.CDPURL))
@@ -188,24 +192,22 @@ func (c *Config) checkWorkspaces(p *problems, requireCredentials bool) {
 	}
 }
 
+// checkBatch checks a batch policy. Its byte bound is cdp.MaxBatchBytes,
+// the one the worker enforces: Customer.io documents "500 KB" for a batch of
+// either API and cioq takes the smaller reading, 500,000 bytes.
 func checkBatch(p *problems, where string, b Batch) {
-	positive(p, where+".max_ops", b.MaxOps)
-	positive(p, where+".max_bytes", b.MaxBytes)
-	if b.MaxBytes >= BatchBytesLimit {
-		p.addf("%s.max_bytes %d: must be below %d (Customer.io rejects a v2 batch of 500 KB)", where, b.MaxBytes, BatchBytesLimit)
+	notNegative(p, where+".max_ops", b.MaxOps)
+	notNegative(p, where+".max_bytes", b.MaxBytes)
+	if b.MaxBytes >= cdp.MaxBatchBytes {
+		p.addf("%s.max_bytes %d: must be below %d (Customer.io rejects a v2 batch of 500 KB)", where, b.MaxBytes, cdp.MaxBatchBytes)
 	}
-	positiveDur(p, where+".max_wait", b.MaxWait)
+	notNegative(p, where+".max_wait", b.MaxWait)
 }
 
-func positive(p *problems, name string, v int) {
-	if v <= 0 {
-		p.addf("%s %d: must be > 0", name, v)
-	}
-}
-
-func positiveDur(p *problems, name string, d time.Duration) {
-	if d <= 0 {
-		p.addf("%s %s: must be > 0", name, d)
+// notNegative reports a negative setting; zero means the default.
+func notNegative[T int | time.Duration](p *problems, name string, v T) {
+	if v < 0 {
+		p.addf("%s %v: must be > 0", name, v)
 	}
 }
 

@@ -38,6 +38,7 @@ var (
 
 // toNode turns a value into a yaml.Node, keeping struct field order and
 // honouring yaml tags ("-", omitempty) and yaml.Marshaler (Secret, Redis).
+// Only struct fields with a yaml name are settings.
 func toNode(v reflect.Value) (*yaml.Node, error) {
 	if v.Type() == durationType {
 		return scalar(time.Duration(v.Int()).String(), "!!str"), nil
@@ -61,11 +62,8 @@ func toNode(v reflect.Value) (*yaml.Node, error) {
 		for i := range t.NumField() {
 			f := t.Field(i)
 			name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-			if name == "-" || !f.IsExported() {
-				continue
-			}
-			if name == "" {
-				name = strings.ToLower(f.Name)
+			if name == "" || name == "-" || !f.IsExported() {
+				continue // not a setting (a nested component Config's wiring)
 			}
 			fv := v.Field(i)
 			if strings.Contains(opts, "omitempty") && fv.IsZero() {
