@@ -54,6 +54,10 @@ type batcher struct {
 	stop     chan struct{}
 	loopDone chan struct{}
 	sends    sync.WaitGroup
+	// ctx is every send's context; abort cancels it, ending a send's
+	// request and its done-marker retries at a hard stop.
+	ctx   context.Context
+	abort context.CancelFunc
 }
 
 func newBatcher(cfg BatchConfig, send func(ctx context.Context, items []*item)) *batcher {
@@ -66,6 +70,7 @@ func newBatcher(cfg BatchConfig, send func(ctx context.Context, items []*item)) 
 		stop:     make(chan struct{}),
 		loopDone: make(chan struct{}),
 	}
+	b.ctx, b.abort = context.WithCancel(context.Background())
 	return b
 }
 
@@ -120,7 +125,7 @@ func (b *batcher) loop() {
 		b.sends.Add(1)
 		go func() {
 			defer func() { <-b.sem; b.sends.Done() }()
-			b.send(context.Background(), batch)
+			b.send(b.ctx, batch)
 		}()
 	}
 	add := func(it *item) {
@@ -172,8 +177,10 @@ func (b *batcher) loop() {
 	}
 }
 
-// close stops the loop, sends what it holds and waits for every send.
+// close stops the loop, sends what it holds and waits for every send (abort
+// from another goroutine cuts the wait short).
 func (b *batcher) close() {
+	defer b.abort()
 	b.stopOnce.Do(func() { close(b.stop) })
 	<-b.loopDone
 	for drained := false; !drained; {

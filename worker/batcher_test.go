@@ -214,3 +214,35 @@ func TestRetryPolicy(t *testing.T) {
 	require.False(t, IsFailure(&DelayError{}))
 	require.True(t, IsFailure(errors.New("x")))
 }
+
+// TestBatcherAbort: a send still running when the batcher closes (a Redis
+// that does not answer its done-markers) ends when abort cancels the sends'
+// context, so a worker's shutdown is bounded.
+func TestBatcherAbort(t *testing.T) {
+	t.Parallel()
+	started := make(chan struct{})
+	b := newBatcher(BatchConfig{MaxOps: 10, MaxBytes: 1 << 20, MaxInFlight: 1, MaxPending: 10}, func(ctx context.Context, items []*item) {
+		close(started)
+		<-ctx.Done()
+		for _, it := range items {
+			it.finish("delivered", nil)
+		}
+	})
+	b.start()
+	it := newItem("a", 10)
+	go func() { _ = b.submit(context.Background(), it) }()
+	<-started
+	closed := make(chan struct{})
+	go func() { b.close(); close(closed) }()
+	select {
+	case <-closed:
+		t.Fatal("close returned while a send was running")
+	case <-time.After(50 * time.Millisecond):
+	}
+	b.abort()
+	select {
+	case <-closed:
+	case <-time.After(2 * time.Second):
+		t.Fatal("abort did not end the running send")
+	}
+}

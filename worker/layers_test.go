@@ -30,6 +30,8 @@ type memClaims struct {
 	mu        sync.Mutex
 	verdicts  map[string]idempotency.Check // by op id; missing means Send
 	claimErr  error
+	markErr   error // MarkDone's answer when set (a Redis that is away)
+	marks     int   // MarkDone calls
 	done      []string
 	released  []string
 	forgotten []string
@@ -62,6 +64,10 @@ func ids(items []idempotency.Item) []string {
 func (m *memClaims) MarkDone(_ context.Context, _ string, items []idempotency.Item) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.marks++
+	if m.markErr != nil {
+		return m.markErr
+	}
 	m.done = append(m.done, ids(items)...)
 	return nil
 }
@@ -257,6 +263,27 @@ func TestSendPath(t *testing.T) {
 		require.Equal(t, 1, f.circuits.executed)
 		require.Equal(t, 1, f.limiter.succeeded)
 		require.ElementsMatch(t, []string{"a", "b"}, f.claims.done)
+	})
+
+	t.Run("DoneMarkerRetriesEndWithTheContext", func(t *testing.T) {
+		t.Parallel()
+		ws, f := testWorkspace(t)
+		f.claims.markErr = errors.New("redis away")
+		ctx, cancel := context.WithCancel(context.Background())
+		items := []*item{op("a", 1)}
+		sent := make(chan struct{})
+		go func() { ws.send(ctx, laneLive, items); close(sent) }()
+		require.Eventually(t, func() bool { f.claims.mu.Lock(); defer f.claims.mu.Unlock(); return f.claims.marks >= 2 },
+			5*time.Second, 5*time.Millisecond, "the done-marker is retried while Redis is away")
+		start := time.Now()
+		cancel()
+		select {
+		case <-sent:
+		case <-time.After(time.Second):
+			t.Fatal("the done-marker retries outlived their context")
+		}
+		require.Less(t, time.Since(start), 500*time.Millisecond)
+		require.Equal(t, map[string]string{"a": metrics.OutcomeDelivered}, results(items), "accepted by Customer.io: settled as delivered")
 	})
 
 	t.Run("ClaimVerdictsSettleWithoutSending", func(t *testing.T) {

@@ -297,11 +297,39 @@ func (w *Worker) Shutdown() {
 		go func() { defer wg.Done(); s.Shutdown() }()
 	}
 	wg.Wait()
-	for _, ws := range w.runtimes() {
-		ws.critical.close()
-		ws.live.close()
-	}
+	w.closeBatchers(w.cfg.RequestTimeout + time.Second)
 	w.log.Info("worker stopped")
+}
+
+// closeBatchers closes every batcher: what they hold is sent and every send
+// may finish its request and write its done-markers within grace; then the
+// sends still running (a Redis that does not answer the done-markers) are
+// aborted. Their ops' tasks went back to asynq when the servers stopped, and
+// their claims keep another worker from sending them until ClaimTTL.
+func (w *Worker) closeBatchers(grace time.Duration) {
+	var bs []*batcher
+	for _, ws := range w.runtimes() {
+		bs = append(bs, ws.critical, ws.live)
+	}
+	done := make(chan struct{})
+	go func() {
+		var wg sync.WaitGroup
+		for _, b := range bs {
+			wg.Go(b.close)
+		}
+		wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return
+	case <-time.After(grace):
+	}
+	w.log.Warn("sends still running after the shutdown grace are aborted", "grace", grace.String())
+	for _, b := range bs {
+		b.abort()
+	}
+	<-done
 }
 
 // redis is the connection option of the worker's asynq servers.
