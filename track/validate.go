@@ -132,6 +132,31 @@ func ValidateRawOp(raw []byte) (*Op, error) {
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return nil, invalid("", "body is not a JSON object")
 	}
+	op, err := decodeRawOp(raw)
+	if err != nil {
+		return nil, err
+	}
+	if err := validateShape(op); err != nil {
+		return nil, err
+	}
+	if !encodingFits(raw) {
+		// Only a large op can break a size limit once encoded: check it.
+		o := *op
+		o.Type = "person"
+		if _, err := encodeChecked(&o); err != nil {
+			return nil, err
+		}
+	}
+	return op, nil
+}
+
+// decodeRawOp decodes raw strictly: in one pass for the JSON ops usually
+// are (decode.go), else with encoding/json and checkJSON, which name what
+// is wrong.
+func decodeRawOp(raw []byte) (*Op, error) {
+	if op, ok := decodeOpFast(raw); ok {
+		return op, nil
+	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	dec.UseNumber()
@@ -144,17 +169,6 @@ func ValidateRawOp(raw []byte) (*Op, error) {
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return nil, invalid("", "trailing data after the JSON object")
-	}
-	if err := validateShape(&op); err != nil {
-		return nil, err
-	}
-	if !encodingFits(raw) {
-		// Only a large op can break a size limit once encoded: check it.
-		o := op
-		o.Type = "person"
-		if _, err := encodeChecked(&o); err != nil {
-			return nil, err
-		}
 	}
 	return &op, nil
 }
