@@ -48,7 +48,7 @@ func checkAppendOp(t *testing.T, op *Op) {
 func TestAppendOpMatchesEncodingJSON(t *testing.T) {
 	strs := []string{"", "plain", `q"uo\te`, "ctl\x00\x01\x08\x0c\n\r\t\x1f\x7f", "<html>&amp;", "é😀",
 		"\u2028\u2029", "bad\xffutf8\xc3", "\xed\xa0\x80", "a\u2028b"}
-	floats := []float64{0, -0.0, 1, -1.5, 1e-7, 1e-6, 123456789, 1e20, 1e21, 1e300, -2.5e-10, math.SmallestNonzeroFloat64, math.MaxFloat64}
+	floats := []float64{0, math.Copysign(0, -1), 1, -1.5, 1e-7, 1e-6, 123456789, 1e20, 1e21, 1e300, -2.5e-10, math.SmallestNonzeroFloat64, math.MaxFloat64}
 	var ops []*Op
 	for _, s := range strs {
 		attrs := map[string]any{s: s, "n" + s: json.Number("12.5e3"), "z": nil, "t": true, "f": false,
