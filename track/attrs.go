@@ -21,7 +21,11 @@ func fieldPath(prefix, key string) string {
 // validateAttrMap checks names and values; perValue applies
 // MaxAttributeValueBytes to each value (person and device attributes).
 func validateAttrMap(field string, attrs map[string]any, perValue bool) error {
+	var scratch []byte
 	for k, v := range attrs {
+		if k != "" && len(k) <= MaxAttributeNameBytes && utf8.ValidString(k) && attrOK(v, perValue, &scratch) {
+			continue // valid: no field path to build
+		}
 		if !utf8.ValidString(k) {
 			return invalid(fieldPath(field, k), "name is not valid UTF-8")
 		}
@@ -195,4 +199,66 @@ func checkValue(path string, v reflect.Value, depth int) (sized bool, err error)
 // validNumber reports whether s is a JSON number literal.
 func validNumber(s string) bool {
 	return s != "" && (s[0] == '-' || (s[0] >= '0' && s[0] <= '9')) && json.Valid([]byte(s))
+}
+
+// attrOK reports whether checkAttrValue(path, v, perValue) certainly
+// returns nil, without building the paths an error needs. It is exact for
+// the types decoded JSON holds and says false for anything else, so the
+// caller then runs checkAttrValue, which says what is wrong. scratch is a
+// buffer it may reuse to measure a nested value's encoding.
+func attrOK(v any, perValue bool, scratch *[]byte) bool {
+	switch x := v.(type) {
+	case nil, bool, int, int64:
+		return true
+	case float64:
+		return !math.IsNaN(x) && !math.IsInf(x, 0)
+	case string:
+		return utf8.ValidString(x) && (!perValue || len(x) <= MaxAttributeValueBytes)
+	case json.Number:
+		return validNumber(string(x)) && (!perValue || len(x) <= MaxAttributeValueBytes)
+	case map[string]any, []any:
+		if !nestedOK(v, 0) {
+			return false
+		}
+		if !perValue {
+			return true
+		}
+		b, ok := appendValue((*scratch)[:0], v, 0) // encoding/json's bytes (encode.go)
+		*scratch = b
+		return ok && len(b) <= MaxAttributeValueBytes
+	}
+	return false
+}
+
+// nestedOK reports whether checkValue accepts v at depth, for the types
+// decoded JSON holds (false for any other).
+func nestedOK(v any, depth int) bool {
+	if depth > maxNesting {
+		return false
+	}
+	switch x := v.(type) {
+	case nil, bool, int, int64:
+		return true
+	case float64:
+		return !math.IsNaN(x) && !math.IsInf(x, 0)
+	case string:
+		return utf8.ValidString(x)
+	case json.Number:
+		return validNumber(string(x))
+	case map[string]any:
+		for k, e := range x {
+			if !utf8.ValidString(k) || !nestedOK(e, depth+1) {
+				return false
+			}
+		}
+		return true
+	case []any:
+		for _, e := range x {
+			if !nestedOK(e, depth+1) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
 }

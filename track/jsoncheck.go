@@ -43,12 +43,18 @@ func checkJSON(raw []byte) error {
 			stack = append(stack, frame{object: c == '{', path: path()})
 			expectKey, key = c == '{', ""
 		case c == '}' || c == ']':
+			if len(stack) == 0 {
+				return nil // trailing data after the value: the caller reports it
+			}
 			stack = stack[:len(stack)-1]
 			expectKey, key = false, ""
 		case c == ',':
 			expectKey = len(stack) > 0 && stack[len(stack)-1].object
 		case c == '"':
 			end, escaped := stringEnd(raw, i)
+			if end <= i {
+				return nil // an unterminated string in trailing data: the caller reports it
+			}
 			if expectKey {
 				k := string(raw[i+1 : end])
 				if escaped {

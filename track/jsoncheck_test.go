@@ -81,3 +81,14 @@ func FuzzCheckJSONAgreesWithTheDecoder(f *testing.F) {
 		_ = checkJSON([]byte(s)) // must not panic
 	})
 }
+
+// TestValidateRawOpTrailingData: data after the op's object, however
+// malformed, is reported as trailing data, never a panic of checkJSON
+// walking past the object.
+func TestValidateRawOpTrailingData(t *testing.T) {
+	t.Parallel()
+	for _, in := range []string{`{}}`, `{}]`, `{} "`, `{} {"`, `{}]]}`} {
+		_, err := ValidateRawOp([]byte(in))
+		require.ErrorContains(t, err, "trailing data", in)
+	}
+}

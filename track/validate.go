@@ -132,6 +132,31 @@ func ValidateRawOp(raw []byte) (*Op, error) {
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return nil, invalid("", "body is not a JSON object")
 	}
+	op, err := decodeRawOp(raw)
+	if err != nil {
+		return nil, err
+	}
+	if err := validateShape(op); err != nil {
+		return nil, err
+	}
+	if !encodingFits(raw) {
+		// Only a large op can break a size limit once encoded: check it.
+		o := *op
+		o.Type = "person"
+		if _, err := encodeChecked(&o); err != nil {
+			return nil, err
+		}
+	}
+	return op, nil
+}
+
+// decodeRawOp decodes raw strictly: in one pass for the JSON ops usually
+// are (decode.go), else with encoding/json and checkJSON, which name what
+// is wrong.
+func decodeRawOp(raw []byte) (*Op, error) {
+	if op, ok := decodeOpFast(raw); ok {
+		return op, nil
+	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	dec.UseNumber()
@@ -145,11 +170,28 @@ func ValidateRawOp(raw []byte) (*Op, error) {
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return nil, invalid("", "trailing data after the JSON object")
 	}
-	if err := ValidateOp(&op); err != nil {
-		return nil, err
-	}
 	return &op, nil
 }
+
+// encodingFits reports whether the encoding of any op decoded from raw fits
+// every size limit, so that encoding it to check (as ValidateOp does) would
+// be wasted. The encoding is never longer than raw but for "type":"person"
+// (when raw has no type) and the U+2028 and U+2029 characters (3 bytes
+// each in raw, escaped as 6): whitespace goes, escapes shorten or stay,
+// numbers are kept as written (json.Number), empty fields are left out.
+// encode_test.go checks the bound.
+func encodingFits(raw []byte) bool {
+	if 2*len(raw)+encodingSlack <= MaxOpBytes {
+		return true
+	}
+	n := bytes.Count(raw, []byte("\u2028")) + bytes.Count(raw, []byte("\u2029"))
+	return len(raw)+3*n+encodingSlack <= MaxOpBytes
+}
+
+// encodingSlack bounds what an encoding adds to the JSON it was decoded
+// from besides escapes: `"type":"person",` (16 bytes) and a device's empty
+// token (`"token":""`, 10), with room to spare.
+const encodingSlack = 64
 
 // jsonErrorText renders a decode error without quoting input values.
 func jsonErrorText(err error) string {
@@ -163,13 +205,16 @@ func jsonErrorText(err error) string {
 // encodeChecked encodes an op that passed validateShape and checks the
 // sizes only an encoding can tell.
 func encodeChecked(op *Op) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(op); err != nil {
-		return nil, invalid("", "cannot be encoded as JSON: "+err.Error())
+	b, ok := appendOp(make([]byte, 0, 256), op) // encode.go: encoding/json's bytes, faster
+	if !ok {
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(op); err != nil {
+			return nil, invalid("", "cannot be encoded as JSON: "+err.Error())
+		}
+		b = bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 	}
-	b := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 	if !utf8.Valid(b) {
 		return nil, invalid("", "encodes to invalid UTF-8")
 	}
@@ -271,9 +316,13 @@ func validateIdentifiers(field string, ids Identifiers, anonymousOK bool) error 
 	if ids.AnonymousID != "" && !anonymousOK {
 		return invalid(field+".anonymous_id", "is only for event, page and screen")
 	}
-	for _, f := range []struct{ name, v string }{
+	for _, f := range [...]struct{ name, v string }{
 		{"id", ids.ID}, {"email", ids.Email}, {"cio_id", ids.CioID}, {"phone", ids.Phone}, {"anonymous_id", ids.AnonymousID},
 	} {
+		// The field's path is built only for an error: this runs for every op.
+		if utf8.ValidString(f.v) && len(f.v) <= MaxIdentifierBytes {
+			continue
+		}
 		if err := checkString(field+"."+f.name, "identifier", f.v, MaxIdentifierBytes); err != nil {
 			return err
 		}
