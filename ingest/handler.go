@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/subtle"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,8 +14,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-
+	"github.com/cioq/cioq/internal/health"
 	"github.com/cioq/cioq/internal/metrics"
 	"github.com/cioq/cioq/track"
 )
@@ -243,31 +241,11 @@ func readBody(w http.ResponseWriter, r *http.Request, req request) ([]byte, *ans
 
 // healthMux serves /healthz (alive), /readyz (Config.Ready) and /metrics.
 func (h *Handler) healthMux() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		writeStatus(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if h.cfg.Ready != nil {
-			ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-			defer cancel()
-			if err := h.cfg.Ready(ctx); err != nil {
-				writeStatus(w, http.StatusServiceUnavailable, map[string]string{"status": "unready", "reason": err.Error()})
-				return
-			}
-		}
-		writeStatus(w, http.StatusOK, map[string]string{"status": "ready"})
-	})
-	if h.cfg.Gatherer != nil {
-		mux.Handle("GET /metrics", promhttp.HandlerFor(h.cfg.Gatherer, promhttp.HandlerOpts{}))
+	var checks []health.Check
+	if h.cfg.Ready != nil {
+		checks = []health.Check{{Func: h.cfg.Ready}}
 	}
-	return mux
-}
-
-func writeStatus(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	return health.NewMux(health.Config{Checks: checks, Gatherer: h.cfg.Gatherer})
 }
 
 // logEnqueueFailure logs an op the queue did not take (never its payload).
