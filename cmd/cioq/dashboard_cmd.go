@@ -7,9 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/hibiken/asynqmon"
@@ -78,9 +75,7 @@ and /metrics.`,
 			logger.Info("dashboard listening", slog.String("url", listenURL(ln.Addr())+"/monitoring/"),
 				slog.Bool("read_only", !readWrite), slog.Bool("auth", cfg.Monitoring.HasCredentials()))
 			srv := &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second}
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			if err := serve.Run(ctx, serve.Config{}, serve.Server{HTTP: srv, Listener: ln}); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			if err := serve.Run(cmd.Context(), serve.Config{}, serve.Server{HTTP: srv, Listener: ln}); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 				return fmt.Errorf("dashboard: %w", err)
 			}
 			logger.Info("dashboard stopped")

@@ -6,9 +6,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -164,8 +161,6 @@ func runIngest(ctx context.Context, cfg *config.Config, o ingestOptions, logger 
 	logger.InfoContext(ctx, "ingest listening", slog.String("url", listenURL(ln.Addr())), slog.Int("workspaces", len(workspaces)),
 		slog.Int("pipelines_workspaces", len(pc.PipelinesWorkspaces)),
 		slog.String("redis", cfg.Redis.String()), slog.Bool("spool", cfg.Spool.Dir != ""))
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	err = serveIngest(ctx, ln, h, o, logger)
 	cctx, cancel := context.WithTimeout(context.Background(), o.shutdownTimeout)
 	defer cancel()

@@ -8,9 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/hibiken/asynqmon"
@@ -136,8 +133,6 @@ func runWorker(ctx context.Context, g *globals, cfg *config.Config, monitoring b
 			slog.String("admin_paths", adminPaths),
 			slog.String("hint", "set CIOQ_MONITORING_USERNAME and CIOQ_MONITORING_PASSWORD, or CIOQ_ADMIN_ADDR=127.0.0.1:9091"))
 	}
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	// The queue servers drain first, while /healthz still answers.
 	err = serve.Run(ctx, serve.Config{Stopping: func(err error) {
 		if err != nil {
