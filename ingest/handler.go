@@ -16,6 +16,7 @@ import (
 
 	"github.com/cioq/cioq/internal/health"
 	"github.com/cioq/cioq/internal/metrics"
+	"github.com/cioq/cioq/internal/wire"
 	"github.com/cioq/cioq/track"
 )
 
@@ -69,7 +70,7 @@ type answer struct {
 }
 
 func errorAnswer(status int, msg string) answer {
-	return answer{status: status, body: track.NewErrorBody(msg)}
+	return answer{status: status, body: wire.ErrorBody(msg)}
 }
 
 // ServeHTTP answers the Track API paths, the Pipelines API paths
@@ -102,7 +103,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 type request struct {
 	pattern string
 	kind    int // kindV1, kindEntity, kindBatch
-	v1      track.V1Call
+	v1      wire.V1Call
 	limit   int64
 }
 
@@ -127,8 +128,8 @@ func (h *Handler) route(r *http.Request) (request, *answer) {
 		}
 		return req, nil
 	}
-	call, err := track.MatchV1(r.Method, path)
-	var re *track.RouteError
+	call, err := wire.MatchV1(r.Method, path)
+	var re *wire.RouteError
 	if errors.As(err, &re) {
 		if re.StatusCode == http.StatusMethodNotAllowed {
 			a := errorAnswer(http.StatusMethodNotAllowed, "method not allowed")
@@ -151,13 +152,13 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) (string, answer)
 	c := h.authorize(r)
 	if c == nil {
 		return req.pattern, answer{status: http.StatusUnauthorized,
-			body:   track.NewErrorBody("unauthorized: check your site id and API key"),
+			body:   wire.ErrorBody("unauthorized: check your site id and API key"),
 			header: http.Header{"Www-Authenticate": {`Basic realm="Customer.io Track API"`}}}
 	}
 	if n := c.inflight.Add(1); n > int64(h.cfg.MaxConcurrentPerClient) {
 		c.inflight.Add(-1)
 		return req.pattern, answer{status: http.StatusTooManyRequests,
-			body:   track.NewErrorBody(fmt.Sprintf("too many concurrent requests: at most %d per site id", h.cfg.MaxConcurrentPerClient)),
+			body:   wire.ErrorBody(fmt.Sprintf("too many concurrent requests: at most %d per site id", h.cfg.MaxConcurrentPerClient)),
 			header: http.Header{"Retry-After": {"1"}}}
 	}
 	gauge := h.metrics.InFlight.WithLabelValues(c.ws.Name)
