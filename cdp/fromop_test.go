@@ -81,7 +81,7 @@ func TestFromOp_EveryActionHasAPipelinesForm(t *testing.T) {
 			}
 		})
 	}
-	for _, a := range track.Actions {
+	for _, a := range track.Actions() {
 		require.True(t, seen[a], "no FromOp case for %s", a)
 	}
 }

@@ -3,7 +3,6 @@ package faults_test
 import (
 	"bytes"
 	"cmp"
-	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -23,6 +22,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/cioq/cioq/internal/redistest"
+	"github.com/cioq/cioq/internal/stacktest"
 	"github.com/cioq/cioq/internal/task"
 	"github.com/cioq/cioq/producer"
 	"github.com/cioq/cioq/track/fake"
@@ -87,14 +87,13 @@ func newCluster(t *testing.T, bin string, o clusterOptions) *cluster {
 	t.Helper()
 	c := &cluster{t: t, bin: bin, dir: t.TempDir(), opts: o}
 	c.redis = redistest.StartServer(t, redistest.ServerOptions{AppendOnly: o.appendOnly})
-	c.fake = fake.NewServer(fake.Options{
+	c.fake = stacktest.Fake(t, fake.Options{
 		Credentials:   map[string]string{siteID: apiKey},
 		RateLimit:     cmp.Or(o.fakeRate, realLimit),
 		Faults:        o.faults,
 		RequestLog:    50_000,
 		RequestLogOps: 400_000,
 	})
-	t.Cleanup(c.fake.Close)
 	c.rdb = redis.NewClient(&redis.Options{Addr: c.redis.Addr, MaxRetries: -1})
 	t.Cleanup(func() { _ = c.rdb.Close() })
 	c.insp = asynq.NewInspector(c.connOpt())
@@ -124,10 +123,7 @@ func (c *cluster) producer(spoolDir string, mod ...func(*producer.Config)) *prod
 	for _, m := range mod {
 		m(&cfg)
 	}
-	p, err := producer.New(cfg)
-	require.NoError(c.t, err)
-	c.t.Cleanup(func() { _ = p.Close(context.Background()) })
-	return p
+	return stacktest.NewProducer(c.t, cfg)
 }
 
 // baseEnv is the environment of every cioq process: the test's own minus

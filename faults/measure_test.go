@@ -35,8 +35,9 @@ type row struct {
 	Obsolete int
 	// DeadLettered counts sent ops in cioq's dead-letter store.
 	DeadLettered int
-	// Archived counts tasks asynq archived (retry budget spent): cioq
-	// dead-letters ops itself, so any is a finding.
+	// Archived counts tasks asynq archived (only an undecodable payload is
+	// left to asynq's archive: cioq dead-letters ops whose retries run out
+	// itself), so any is a finding.
 	Archived int
 	// WrongState counts persons whose state at the fake is not the one the
 	// ops cioq took, applied in the order it took them, give.

@@ -30,8 +30,9 @@ const (
 	// KindDropped: the op was not sent and never will be (Reason
 	// DropDuplicate, or DropTombstone with Ref the delete/suppress op id).
 	KindDropped Kind = 'x'
-	// KindDeadLettered: Customer.io rejected the op for good; it is in the
-	// dead-letter store (Status, Reason).
+	// KindDeadLettered: the op left the queue undelivered, into cioq's
+	// dead-letter store: Customer.io rejected it for good, or its retries
+	// ran out (Status, Reason).
 	KindDeadLettered Kind = 'l'
 	// KindArchived: the op's retries ran out and asynq archived its task
 	// (Reason: the last error).

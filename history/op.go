@@ -27,7 +27,8 @@ const (
 	StateDuplicate State = "duplicate"
 	// StateDropped: dropped by a newer delete or suppress of its person.
 	StateDropped State = "dropped"
-	// StateDeadLettered: rejected for good; in the dead-letter store.
+	// StateDeadLettered: rejected for good, or out of retries; in cioq's
+	// dead-letter store.
 	StateDeadLettered State = "dead_lettered"
 	// StateArchived: retries ran out; asynq archived the task.
 	StateArchived State = "archived"

@@ -121,7 +121,7 @@ func (s *Store) Release(ctx context.Context, workspace string, items []Item) err
 }
 
 // Forget settles items that leave the queue without being delivered (dead
-// letters): it releases this Store's claims and removes the items' order
+// letters, and orphans: ops whose task asynq archived or lost): it releases this Store's claims and removes the items' order
 // registrations, writing no done-marker (a replay sends them again). A
 // delete or suppress also takes back its person's tombstone when it is the
 // newest one: the person was not deleted, so older ops are no longer

@@ -206,8 +206,9 @@ return out
 // settleScript settles items after a send. ARGV[1] is this store's token,
 // ARGV[2] the mode: "d" delivered (done-marker with TTL ARGV[3] s, claim and
 // registration gone), "r" released (claim gone, the op stays registered
-// for its retry), "f" forgotten (dead-lettered: claim and registration
-// gone, no done-marker, and its tombstone, or suppression lift, removed when this op wrote it),
+// for its retry), "f" forgotten (dead-lettered, or an orphan whose task is
+// archived or gone: claim and registration gone, no done-marker, and its
+// tombstone, or suppression lift, removed when this op wrote it),
 // "e" extended (this store's claims live ARGV[3] ms more).
 // KEYS are as for claimScript (4 per item); for item i ARGV[3i+1..3i+3] are
 // its kind, timestamp and op id. A claim is released, and the in-flight

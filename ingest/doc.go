@@ -2,9 +2,9 @@
 // accepts the Customer.io Track API paths (v1 identify, delete, track,
 // anonymous track, suppress, unsuppress, devices, merge; v2 entity and
 // batch) with Basic auth mapped to a configured workspace, validates each op
-// as the Track API does, maps v1 calls to v2 ops (track.V1ToV2), enqueues
-// them through the producer and answers 200 only once every op of the
-// request is durable. A non-Go application switches its Customer.io base URL
+// as the Track API does, maps v1 calls to v2 ops (the one mapping the fake
+// uses too), enqueues them through the producer and answers 200 only once
+// every op of the request is durable. A non-Go application switches its Customer.io base URL
 // to ingest and changes nothing else; error bodies are the Track API's.
 //
 //	p, _ := producer.New(producer.Config{Redis: asynq.RedisClientOpt{Addr: "127.0.0.1:6379"}})

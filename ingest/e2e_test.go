@@ -8,13 +8,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
-	"github.com/cioq/cioq/ratelimit"
+	"github.com/cioq/cioq/internal/stacktest"
 	"github.com/cioq/cioq/track"
 	"github.com/cioq/cioq/track/fake"
-	"github.com/cioq/cioq/worker"
 )
 
 // track.Client → ingest → producer → worker → fake Track API: every op the
@@ -22,24 +20,8 @@ import (
 func TestEndToEnd_ClientToFakeExactlyOnce(t *testing.T) {
 	t.Parallel()
 	b := setup(t, nil)
-	cio := fake.NewServer(fake.Options{Credentials: map[string]string{"cio-site": "cio-key"}})
-	t.Cleanup(cio.Close)
-	sender, err := track.NewClient(track.Config{SiteID: "cio-site", APIKey: "cio-key", BaseURL: cio.URL, Timeout: 5 * time.Second})
-	require.NoError(t, err)
-	rdb := redis.NewClient(b.db.Options())
-	t.Cleanup(func() { _ = rdb.Close() })
-	w, err := worker.New(worker.Config{
-		Redis: b.db.ConnOpt(), Client: rdb,
-		Workspaces: []worker.Workspace{{Name: wsName, Sender: sender, Limit: ratelimit.Limit{Rate: 200, Burst: 20},
-			Batch: worker.BatchConfig{MaxOps: 200, MaxWait: 20 * time.Millisecond}}},
-		Concurrency: 200, Servers: 1, CriticalConcurrency: 10,
-		Retry:           worker.RetryPolicy{Base: 100 * time.Millisecond, Cap: time.Second},
-		ShutdownTimeout: 5 * time.Second, RequestTimeout: 5 * time.Second, BreakerTimeout: time.Second,
-		DelayedTaskCheckInterval: 100 * time.Millisecond,
-	})
-	require.NoError(t, err)
-	require.NoError(t, w.Start())
-	t.Cleanup(w.Shutdown)
+	cio := stacktest.Fake(t, fake.Options{Credentials: map[string]string{"cio-site": "cio-key"}})
+	startWorker(t, b, cio, nil)
 
 	const clients, perClient = 8, 50
 	ctx := context.Background()

@@ -13,6 +13,7 @@ import (
 
 	"github.com/cioq/cioq/internal/metrics"
 	"github.com/cioq/cioq/internal/task"
+	"github.com/cioq/cioq/internal/wire"
 	"github.com/cioq/cioq/producer"
 	"github.com/cioq/cioq/track"
 )
@@ -23,7 +24,7 @@ func (h *Handler) handle(ctx context.Context, ws Workspace, req request, key str
 	switch req.kind {
 	case kindV1:
 		op, err := req.v1.Op(body)
-		var me *track.MalformedError
+		var me *wire.MalformedError
 		if errors.As(err, &me) {
 			return errorAnswer(http.StatusBadRequest, me.Reason)
 		}
@@ -41,7 +42,7 @@ func (h *Handler) handle(ctx context.Context, ws Workspace, req request, key str
 func (h *Handler) single(ctx context.Context, ws Workspace, op *track.Op, err error, key string) answer {
 	if err != nil {
 		h.count(ws.Name, op, metrics.IngestRejected)
-		return errorAnswer(http.StatusBadRequest, itemMessage(track.NewItemError(0, err)))
+		return errorAnswer(http.StatusBadRequest, itemMessage(wire.NewItemError(0, err)))
 	}
 	res := h.enqueue(ctx, ws, []producer.Op{prepare(ws, op, key)})
 	if res.failed {
@@ -60,7 +61,7 @@ func (h *Handler) batch(ctx context.Context, ws Workspace, body []byte, key stri
 	var env struct {
 		Batch []json.RawMessage `json:"batch"`
 	}
-	if err := decodeStrict(body, &env); err != nil {
+	if err := wire.DecodeStrict(body, &env); err != nil {
 		return errorAnswer(http.StatusBadRequest, "malformed JSON: "+err.Error())
 	}
 	if len(env.Batch) == 0 {
@@ -83,7 +84,7 @@ func (h *Handler) batch(ctx context.Context, ws Workspace, body []byte, key stri
 			continue
 		}
 		h.count(ws.Name, op, metrics.IngestRejected)
-		errs = append(errs, track.NewItemError(i, err))
+		errs = append(errs, wire.NewItemError(i, err))
 	}
 	if len(ops) > 0 {
 		res := h.enqueue(ctx, ws, ops)
@@ -103,7 +104,7 @@ func (h *Handler) batch(ctx context.Context, ws Workspace, body []byte, key stri
 	if len(errs) == len(env.Batch) {
 		status = http.StatusBadRequest
 	}
-	b, _ := json.Marshal(track.NewBatchResponse(errs)) // capped: track.MaxItemErrors
+	b, _ := json.Marshal(wire.NewBatchResponse(errs)) // capped: track.MaxItemErrors
 	return answer{status: status, body: b}
 }
 
@@ -161,7 +162,7 @@ func (h *Handler) enqueue(ctx context.Context, ws Workspace, ops []producer.Op) 
 	refused, failed := h.enqueueOps(ctx, ws, ops, false)
 	res := enqueueResult{failed: failed}
 	for _, r := range refused {
-		res.invalid = append(res.invalid, track.NewItemError(r.Index, r.Err))
+		res.invalid = append(res.invalid, wire.NewItemError(r.Index, r.Err))
 	}
 	return res
 }

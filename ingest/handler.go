@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/subtle"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,9 +14,9 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-
+	"github.com/cioq/cioq/internal/health"
 	"github.com/cioq/cioq/internal/metrics"
+	"github.com/cioq/cioq/internal/wire"
 	"github.com/cioq/cioq/track"
 )
 
@@ -71,7 +70,7 @@ type answer struct {
 }
 
 func errorAnswer(status int, msg string) answer {
-	return answer{status: status, body: track.NewErrorBody(msg)}
+	return answer{status: status, body: wire.ErrorBody(msg)}
 }
 
 // ServeHTTP answers the Track API paths, the Pipelines API paths
@@ -104,7 +103,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 type request struct {
 	pattern string
 	kind    int // kindV1, kindEntity, kindBatch
-	v1      track.V1Call
+	v1      wire.V1Call
 	limit   int64
 }
 
@@ -129,8 +128,8 @@ func (h *Handler) route(r *http.Request) (request, *answer) {
 		}
 		return req, nil
 	}
-	call, err := track.MatchV1(r.Method, path)
-	var re *track.RouteError
+	call, err := wire.MatchV1(r.Method, path)
+	var re *wire.RouteError
 	if errors.As(err, &re) {
 		if re.StatusCode == http.StatusMethodNotAllowed {
 			a := errorAnswer(http.StatusMethodNotAllowed, "method not allowed")
@@ -153,13 +152,13 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) (string, answer)
 	c := h.authorize(r)
 	if c == nil {
 		return req.pattern, answer{status: http.StatusUnauthorized,
-			body:   track.NewErrorBody("unauthorized: check your site id and API key"),
+			body:   wire.ErrorBody("unauthorized: check your site id and API key"),
 			header: http.Header{"Www-Authenticate": {`Basic realm="Customer.io Track API"`}}}
 	}
 	if n := c.inflight.Add(1); n > int64(h.cfg.MaxConcurrentPerClient) {
 		c.inflight.Add(-1)
 		return req.pattern, answer{status: http.StatusTooManyRequests,
-			body:   track.NewErrorBody(fmt.Sprintf("too many concurrent requests: at most %d per site id", h.cfg.MaxConcurrentPerClient)),
+			body:   wire.ErrorBody(fmt.Sprintf("too many concurrent requests: at most %d per site id", h.cfg.MaxConcurrentPerClient)),
 			header: http.Header{"Retry-After": {"1"}}}
 	}
 	gauge := h.metrics.InFlight.WithLabelValues(c.ws.Name)
@@ -243,31 +242,11 @@ func readBody(w http.ResponseWriter, r *http.Request, req request) ([]byte, *ans
 
 // healthMux serves /healthz (alive), /readyz (Config.Ready) and /metrics.
 func (h *Handler) healthMux() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		writeStatus(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if h.cfg.Ready != nil {
-			ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-			defer cancel()
-			if err := h.cfg.Ready(ctx); err != nil {
-				writeStatus(w, http.StatusServiceUnavailable, map[string]string{"status": "unready", "reason": err.Error()})
-				return
-			}
-		}
-		writeStatus(w, http.StatusOK, map[string]string{"status": "ready"})
-	})
-	if h.cfg.Gatherer != nil {
-		mux.Handle("GET /metrics", promhttp.HandlerFor(h.cfg.Gatherer, promhttp.HandlerOpts{}))
+	var checks []health.Check
+	if h.cfg.Ready != nil {
+		checks = []health.Check{{Func: h.cfg.Ready}}
 	}
-	return mux
-}
-
-func writeStatus(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	return health.NewMux(health.Config{Checks: checks, Gatherer: h.cfg.Gatherer})
 }
 
 // logEnqueueFailure logs an op the queue did not take (never its payload).

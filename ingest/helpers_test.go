@@ -9,15 +9,20 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/stretchr/testify/require"
 
 	"github.com/cioq/cioq/ingest"
 	"github.com/cioq/cioq/internal/redistest"
+	"github.com/cioq/cioq/internal/stacktest"
 	"github.com/cioq/cioq/internal/task"
 	"github.com/cioq/cioq/producer"
+	"github.com/cioq/cioq/ratelimit"
 	"github.com/cioq/cioq/track"
+	"github.com/cioq/cioq/track/fake"
+	"github.com/cioq/cioq/worker"
 )
 
 const (
@@ -171,4 +176,20 @@ func newServer(t testing.TB, h http.Handler) *httptest.Server {
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return srv
+}
+
+// startWorker starts a worker delivering b's queue for wsName to the fake
+// Track API cio (as cio-site:cio-key): 200 requests/s (burst 20), batches
+// of up to 200 ops or 20 ms, a 5 s request timeout; mod changes the rest.
+func startWorker(t *testing.T, b *bundle, cio *fake.Server, mod func(*worker.Config)) *worker.Worker {
+	t.Helper()
+	cfg := stacktest.WorkerConfig(t, b.db, worker.Workspace{Name: wsName,
+		Sender: stacktest.Sender(t, cio.URL, "cio-site", "cio-key", 5*time.Second),
+		Limit:  ratelimit.Limit{Rate: 200, Burst: 20},
+		Batch:  worker.BatchConfig{MaxOps: 200, MaxWait: 20 * time.Millisecond}})
+	cfg.RequestTimeout = 5 * time.Second
+	if mod != nil {
+		mod(&cfg)
+	}
+	return stacktest.StartWorker(t, cfg)
 }

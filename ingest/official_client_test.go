@@ -12,12 +12,11 @@ import (
 
 	customerio "github.com/customerio/go-customerio/v3"
 	"github.com/google/go-cmp/cmp"
-	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
 	"github.com/cioq/cioq/ingest"
+	"github.com/cioq/cioq/internal/stacktest"
 	"github.com/cioq/cioq/internal/task"
-	"github.com/cioq/cioq/ratelimit"
 	"github.com/cioq/cioq/track"
 	"github.com/cioq/cioq/track/fake"
 	"github.com/cioq/cioq/worker"
@@ -170,24 +169,8 @@ func TestOfficialGoClient_EveryCallQueuesAndIsDelivered(t *testing.T) {
 // accepted n ops, and returns them.
 func deliver(t *testing.T, b *bundle, n int) []track.Op {
 	t.Helper()
-	cio := fake.NewServer(fake.Options{Credentials: map[string]string{"cio-site": "cio-key"}})
-	t.Cleanup(cio.Close)
-	sender, err := track.NewClient(track.Config{SiteID: "cio-site", APIKey: "cio-key", BaseURL: cio.URL, Timeout: 5 * time.Second})
-	require.NoError(t, err)
-	rdb := redis.NewClient(b.db.Options())
-	t.Cleanup(func() { _ = rdb.Close() })
-	w, err := worker.New(worker.Config{
-		Redis: b.db.ConnOpt(), Client: rdb,
-		Workspaces: []worker.Workspace{{Name: wsName, Sender: sender, Limit: ratelimit.Limit{Rate: 200, Burst: 20},
-			Batch: worker.BatchConfig{MaxOps: 200, MaxWait: 20 * time.Millisecond}}},
-		Concurrency: 50, Servers: 1, CriticalConcurrency: 5,
-		Retry:           worker.RetryPolicy{Base: 100 * time.Millisecond, Cap: time.Second},
-		ShutdownTimeout: 5 * time.Second, RequestTimeout: 5 * time.Second, BreakerTimeout: time.Second,
-		DelayedTaskCheckInterval: 100 * time.Millisecond,
-	})
-	require.NoError(t, err)
-	require.NoError(t, w.Start())
-	t.Cleanup(w.Shutdown)
+	cio := stacktest.Fake(t, fake.Options{Credentials: map[string]string{"cio-site": "cio-key"}})
+	startWorker(t, b, cio, func(c *worker.Config) { c.Concurrency, c.CriticalConcurrency = 50, 5 })
 	accepted := func() []track.Op {
 		var ops []track.Op
 		for _, r := range cio.Requests() {

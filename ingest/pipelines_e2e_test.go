@@ -9,14 +9,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
 	"github.com/cioq/cioq/cdp"
 	cdpfake "github.com/cioq/cioq/cdp/fake"
 	"github.com/cioq/cioq/internal/nodetest"
-	"github.com/cioq/cioq/ratelimit"
-	"github.com/cioq/cioq/track"
+	"github.com/cioq/cioq/internal/stacktest"
 	"github.com/cioq/cioq/track/fake"
 	"github.com/cioq/cioq/worker"
 )
@@ -35,27 +33,15 @@ func setupDelivery(t *testing.T) *plDelivery {
 	b := setup(t, withPipelines)
 	cs := cdpfake.NewServer(cdpfake.Options{Keys: map[string]string{"cio-cdp-key": wsName}})
 	t.Cleanup(cs.Close)
-	tr := fake.NewServer(fake.Options{Credentials: map[string]string{"cio-site": "cio-key"}})
-	t.Cleanup(tr.Close)
-	sender, err := track.NewClient(track.Config{SiteID: "cio-site", APIKey: "cio-key", BaseURL: tr.URL, Timeout: 2 * time.Second})
-	require.NoError(t, err)
+	tr := stacktest.Fake(t, fake.Options{Credentials: map[string]string{"cio-site": "cio-key"}})
 	pl, err := cdp.NewClient(cdp.Config{APIKey: "cio-cdp-key", BaseURL: cs.URL, Timeout: 2 * time.Second})
 	require.NoError(t, err)
-	rdb := redis.NewClient(b.db.Options())
-	t.Cleanup(func() { _ = rdb.Close() })
-	w, err := worker.New(worker.Config{
-		Redis: b.db.ConnOpt(), Client: rdb, KeyPrefix: b.prefix,
-		Workspaces: []worker.Workspace{{Name: wsName, Sender: sender, Pipelines: pl,
-			Limit: ratelimit.Limit{Rate: 200, Burst: 20},
-			Batch: worker.BatchConfig{MaxOps: 50, MaxWait: 20 * time.Millisecond}}},
-		Concurrency: 200, Servers: 1, CriticalConcurrency: 10,
-		Retry:           worker.RetryPolicy{Base: 100 * time.Millisecond, Cap: time.Second},
-		ShutdownTimeout: 5 * time.Second, RequestTimeout: 2 * time.Second, BreakerTimeout: time.Second,
-		DelayedTaskCheckInterval: 100 * time.Millisecond,
+	w := startWorker(t, b, tr, func(c *worker.Config) {
+		c.KeyPrefix, c.RequestTimeout = b.prefix, 2*time.Second
+		c.Workspaces[0].Sender = stacktest.Sender(t, tr.URL, "cio-site", "cio-key", 2*time.Second)
+		c.Workspaces[0].Pipelines = pl
+		c.Workspaces[0].Batch.MaxOps = 50
 	})
-	require.NoError(t, err)
-	require.NoError(t, w.Start())
-	t.Cleanup(w.Shutdown)
 	return &plDelivery{bundle: b, cdp: cs, track: tr, w: w}
 }
 

@@ -23,6 +23,7 @@ import (
 
 	"github.com/cioq/cioq/history"
 	"github.com/cioq/cioq/internal/redistest"
+	"github.com/cioq/cioq/internal/stacktest"
 	"github.com/cioq/cioq/producer"
 	"github.com/cioq/cioq/ratelimit"
 	"github.com/cioq/cioq/track"
@@ -265,12 +266,9 @@ func BenchmarkDelivery(b *testing.B) {
 		_ = ac.Close()
 
 		// (b) cioq end to end.
-		srv := fake.NewServer(fake.Options{Credentials: map[string]string{benchSite: benchKey},
+		srv := stacktest.Fake(b, fake.Options{Credentials: map[string]string{benchSite: benchKey},
 			RateLimit: budget, RequestLog: 200000, RequestLogOps: 2 * n})
-		b.Cleanup(srv.Close)
-		p, err := producer.New(producer.Config{Redis: db.ConnOpt(), History: benchHistory()})
-		require.NoError(b, err)
-		b.Cleanup(func() { _ = p.Close(ctx) })
+		p := stacktest.NewProducer(b, producer.Config{Redis: db.ConnOpt(), History: benchHistory()})
 		// Enqueue latency as one caller sees it (one goroutine), then the
 		// rest of the backlog filled by 16 goroutines.
 		const seq = 5000

@@ -23,6 +23,7 @@ import (
 	cdpfake "github.com/cioq/cioq/cdp/fake"
 	"github.com/cioq/cioq/ingest"
 	"github.com/cioq/cioq/internal/redistest"
+	"github.com/cioq/cioq/internal/stacktest"
 	"github.com/cioq/cioq/producer"
 	"github.com/cioq/cioq/ratelimit"
 	"github.com/cioq/cioq/track"
@@ -102,15 +103,12 @@ func BenchmarkPipelines(b *testing.B) {
 	for range b.N {
 		db := redistest.New(b)
 		ctx := context.Background()
-		trackSrv := fake.NewServer(fake.Options{Credentials: map[string]string{benchSite: benchKey},
+		trackSrv := stacktest.Fake(b, fake.Options{Credentials: map[string]string{benchSite: benchKey},
 			RateLimit: budget, RequestLog: -1})
-		b.Cleanup(trackSrv.Close)
 		cdpSrv := cdpfake.NewServer(cdpfake.Options{Keys: map[string]string{benchCDPKey: producer.DefaultWorkspace},
 			RateLimit: budget, RequestLog: -1, MaxUsers: -1})
 		b.Cleanup(cdpSrv.Close)
-		p, err := producer.New(producer.Config{Redis: db.ConnOpt(), History: benchHistory()})
-		require.NoError(b, err)
-		b.Cleanup(func() { _ = p.Close(ctx) })
+		p := stacktest.NewProducer(b, producer.Config{Redis: db.ConnOpt(), History: benchHistory()})
 
 		props := func(i int) map[string]any { return map[string]any{"seq": i, "path": "/pricing"} }
 		trackOp := func(i int) producer.Op {

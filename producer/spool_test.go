@@ -17,12 +17,12 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
 	"github.com/cioq/cioq/idempotency"
 	"github.com/cioq/cioq/internal/metrics"
 	"github.com/cioq/cioq/internal/redistest"
+	"github.com/cioq/cioq/internal/stacktest"
 	"github.com/cioq/cioq/internal/task"
 	"github.com/cioq/cioq/producer"
 	"github.com/cioq/cioq/ratelimit"
@@ -189,28 +189,12 @@ func TestSpoolRedisOutage(t *testing.T) {
 		require.Equal(t, (during+after)/10, checked)
 	})
 	t.Run("WorkersDeliverEachOpOnce", func(t *testing.T) {
-		srv := fake.NewServer(fake.Options{Credentials: map[string]string{"site-1": "key-1"}})
-		t.Cleanup(srv.Close)
-		client, err := track.NewClient(track.Config{SiteID: "site-1", APIKey: "key-1", BaseURL: srv.URL, Timeout: time.Second})
-		require.NoError(t, err)
-		rdb := redis.NewClient(db.Options())
-		t.Cleanup(func() { _ = rdb.Close() })
-		w, err := worker.New(worker.Config{
-			Redis:  db.ConnOpt(),
-			Client: rdb,
-			Workspaces: []worker.Workspace{{
-				Name: producer.DefaultWorkspace, Sender: client,
-				Limit: ratelimit.Limit{Rate: 100, Burst: 10},
-				Batch: worker.BatchConfig{MaxOps: 100, MaxWait: 20 * time.Millisecond},
-			}},
-			Concurrency: 200, Servers: 1, CriticalConcurrency: 10,
-			Retry:           worker.RetryPolicy{Base: 100 * time.Millisecond, Cap: time.Second},
-			ShutdownTimeout: 5 * time.Second, RequestTimeout: time.Second, BreakerTimeout: time.Second,
-			DelayedTaskCheckInterval: 100 * time.Millisecond,
-		})
-		require.NoError(t, err)
-		require.NoError(t, w.Start())
-		t.Cleanup(w.Shutdown)
+		srv := stacktest.Fake(t, fake.Options{Credentials: map[string]string{"site-1": "key-1"}})
+		stacktest.StartWorker(t, stacktest.WorkerConfig(t, db, worker.Workspace{
+			Name: producer.DefaultWorkspace, Sender: stacktest.Sender(t, srv.URL, "site-1", "key-1", time.Second),
+			Limit: ratelimit.Limit{Rate: 100, Burst: 10},
+			Batch: worker.BatchConfig{MaxOps: 100, MaxWait: 20 * time.Millisecond},
+		}))
 		require.Eventually(t, func() bool { return srv.Ledger().UniqueOps >= n }, 60*time.Second, 20*time.Millisecond,
 			"delivered: %+v", srv.Ledger().WorkspaceLedger)
 		time.Sleep(200 * time.Millisecond) // let a stray duplicate show up

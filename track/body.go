@@ -27,24 +27,12 @@ func ErrorMessage(body []byte) string {
 	return strings.Join(eb.Meta.Errors, "; ")
 }
 
-// NewErrorBody returns the JSON error body the Track API answers with.
-func NewErrorBody(msgs ...string) []byte {
-	var eb ErrorBody
-	if len(msgs) == 1 {
-		eb.Meta.Error = msgs[0]
-	} else {
-		eb.Meta.Errors = msgs
-	}
-	b, _ := json.Marshal(eb)
-	return b
-}
-
 // BatchResponse is the body of a v2 batch answer with per-op errors.
 type BatchResponse struct {
 	// Errors are the failed ops, by batch_index.
 	Errors []ItemError `json:"errors,omitempty"`
-	// Omitted counts the failed ops left out of Errors (NewBatchResponse
-	// lists at most MaxItemErrors). When it is not zero, the outcome of
+	// Omitted counts the failed ops left out of Errors (cioq's answers
+	// list at most MaxItemErrors). When it is not zero, the outcome of
 	// the ops after the last one listed is unknown to the client.
 	Omitted int `json:"errors_omitted,omitempty"`
 }

@@ -6,6 +6,11 @@ import (
 	"strconv"
 )
 
+// CheckJSON refuses what encoding/json takes silently but the Track API
+// refuses: a duplicate key in an object, or a number out of float64's
+// range. raw must already be valid JSON. Errors are *ValidationError.
+func CheckJSON(raw []byte) error { return checkJSON(raw) }
+
 // checkJSON refuses what encoding/json would take silently but Customer.io
 // would not receive as sent: an object with the same key twice (encoding/json
 // keeps the last value, another reader the first) and a number a float64

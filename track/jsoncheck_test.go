@@ -47,20 +47,6 @@ func TestValidateRawOpRefusesAmbiguousJSON(t *testing.T) {
 	require.ErrorIs(t, err, ErrInvalidOp)
 }
 
-func TestV1UpdateFlag(t *testing.T) {
-	t.Parallel()
-	call := V1Call{Name: V1Identify, Method: "PUT", Params: []string{"u1"}}
-	op, err := call.Op([]byte(`{"plan":"pro","_update":false}`))
-	require.NoError(t, err)
-	require.Equal(t, map[string]any{"plan": "pro"}, op.Attributes, "_update is never an attribute")
-	_, err = call.Op([]byte(`{"plan":"pro","_update":true}`))
-	var ve *ValidationError
-	require.True(t, errors.As(err, &ve), "%v", err)
-	require.Equal(t, "_update", ve.Field)
-	_, err = call.Op([]byte(`{"plan":"pro","plan":"free"}`))
-	require.ErrorIs(t, err, ErrInvalidOp)
-}
-
 func TestCheckJSONEscapedKeysAndStrings(t *testing.T) {
 	t.Parallel()
 	require.Error(t, checkJSON([]byte(`{"a":1,"\u0061":2}`)), "the same key, escaped")

@@ -2,6 +2,7 @@ package track
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 )
 
@@ -24,16 +25,20 @@ const (
 	ActionDeleteRelationships Action = "delete_relationships"
 )
 
-// Actions lists every action the Track API v2 accepts, in a stable order.
-var Actions = []Action{
+// actions is every action the Track API v2 accepts, in a stable order.
+var actions = [...]Action{
 	ActionIdentify, ActionEvent, ActionPage, ActionScreen, ActionDelete, ActionSuppress,
 	ActionUnsuppress, ActionAddDevice, ActionDeleteDevice, ActionMerge,
 	ActionAddRelationships, ActionDeleteRelationships,
 }
 
+// Actions returns every action the Track API v2 accepts, in a stable order,
+// in a new slice the caller may change.
+func Actions() []Action { return slices.Clone(actions[:]) }
+
 // Valid reports whether a is an action the Track API accepts.
 func (a Action) Valid() bool {
-	for _, v := range Actions {
+	for _, v := range actions {
 		if a == v {
 			return true
 		}

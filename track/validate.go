@@ -33,6 +33,11 @@ const (
 	MaxBatchBytes = 500 * 1024
 )
 
+// MaxV1BodyBytes bounds a v1 request body: an event's data (≤
+// MaxEventDataBytes) plus room for the rest of the call. A v1 op is not held
+// to MaxOpBytes, a v2 limit.
+const MaxV1BodyBytes = MaxEventDataBytes + MaxOpBytes
+
 // maxTimestamp is the largest accepted unix time in seconds (year 2286): a
 // larger value is almost always milliseconds.
 const maxTimestamp = 9_999_999_999

@@ -22,7 +22,8 @@ const DefaultDeadLetterMax = 100_000
 // ErrNotFound: no dead letter with that op id.
 var ErrNotFound = errors.New("worker: dead letter not found")
 
-// DeadLetter is one op Customer.io rejected for good, with why.
+// DeadLetter is one op that left the queue undelivered, with why:
+// Customer.io rejected it for good, or its retries ran out.
 type DeadLetter struct {
 	Workspace string `json:"workspace"`
 	// API is the API the op was for: "track" or "pipelines" (Op is then a

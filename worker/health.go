@@ -2,7 +2,6 @@ package worker
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"sort"
 	"time"
@@ -11,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/cioq/cioq/breaker"
+	"github.com/cioq/cioq/internal/health"
 )
 
 // CircuitStatus is the seed's /health/customerio shape for one workspace,
@@ -107,38 +107,24 @@ func (ws *workspace) circuitStatus(ctx context.Context) CircuitStatus {
 // liveness probe), GET /ops/{id} (an op's history, read-only) and /metrics
 // from gatherer (nil: no /metrics).
 func (w *Worker) HTTPHandler(gatherer prometheus.Gatherer) *http.ServeMux {
+	// The paths are spelled out here: k8s/validate reads the worker's probe
+	// paths from this file.
+	hc := health.Config{Checks: []health.Check{{Name: "redis", Func: w.Ping}},
+		Gatherer: gatherer, MetricsErrors: promhttp.ContinueOnError}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(rw http.ResponseWriter, _ *http.Request) {
-		writeJSON(rw, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	mux.HandleFunc("GET /readyz", func(rw http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-		defer cancel()
-		if err := w.Ping(ctx); err != nil {
-			writeJSON(rw, http.StatusServiceUnavailable, map[string]string{"status": "unready", "reason": "redis: " + err.Error()})
-			return
-		}
-		writeJSON(rw, http.StatusOK, map[string]string{"status": "ready"})
-	})
+	mux.Handle("GET /healthz", health.Alive())
+	mux.Handle("GET /readyz", health.Ready(hc))
+	if gatherer != nil {
+		mux.Handle("GET /metrics", health.Metrics(hc))
+	}
 	mux.HandleFunc("GET /health/customerio", func(rw http.ResponseWriter, r *http.Request) {
 		h, ok := w.Health(r.Context())
 		status := http.StatusOK
 		if !ok {
 			status = http.StatusServiceUnavailable
 		}
-		writeJSON(rw, status, h)
+		health.WriteJSON(rw, status, h)
 	})
 	mux.Handle("GET /ops/{id}", w.OpsHandler()) // history.go
-	if gatherer != nil {
-		mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
-	}
 	return mux
-}
-
-func writeJSON(rw http.ResponseWriter, status int, v any) {
-	rw.Header().Set("Content-Type", "application/json")
-	rw.WriteHeader(status)
-	enc := json.NewEncoder(rw)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(v)
 }

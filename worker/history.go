@@ -20,6 +20,7 @@ import (
 
 	"github.com/cioq/cioq/history"
 	"github.com/cioq/cioq/idempotency"
+	"github.com/cioq/cioq/internal/health"
 	"github.com/cioq/cioq/internal/metrics"
 	"github.com/cioq/cioq/internal/task"
 	"github.com/cioq/cioq/internal/tracing"
@@ -334,7 +335,7 @@ func (w *Worker) OpsHandler() http.Handler {
 			}
 			sort.Strings(names)
 		} else if w.ws[names[0]] == nil {
-			writeJSON(rw, http.StatusBadRequest, map[string]string{"error": "unknown workspace " + strconv.Quote(names[0])})
+			health.WriteJSON(rw, http.StatusBadRequest, map[string]string{"error": "unknown workspace " + strconv.Quote(names[0])})
 			return
 		}
 		for _, ws := range names {
@@ -343,12 +344,12 @@ func (w *Worker) OpsHandler() http.Handler {
 				continue
 			}
 			if err != nil {
-				writeJSON(rw, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
+				health.WriteJSON(rw, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
 				return
 			}
-			writeJSON(rw, http.StatusOK, op)
+			health.WriteJSON(rw, http.StatusOK, op)
 			return
 		}
-		writeJSON(rw, http.StatusNotFound, map[string]string{"error": "no history for op " + strconv.Quote(id)})
+		health.WriteJSON(rw, http.StatusNotFound, map[string]string{"error": "no history for op " + strconv.Quote(id)})
 	})
 }

@@ -9,12 +9,12 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
-	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
 	"github.com/cioq/cioq/cdp"
 	cdpfake "github.com/cioq/cioq/cdp/fake"
 	"github.com/cioq/cioq/internal/redistest"
+	"github.com/cioq/cioq/internal/stacktest"
 	"github.com/cioq/cioq/internal/task"
 	"github.com/cioq/cioq/producer"
 	"github.com/cioq/cioq/ratelimit"
@@ -41,45 +41,23 @@ type plEnv struct {
 // before the worker starts.
 func plSetup(t *testing.T, cdpOpts cdpfake.Options, mod func(*worker.Config)) *plEnv {
 	t.Helper()
-	db := redistest.New(t)
-	tr := fake.NewServer(fake.Options{Credentials: map[string]string{siteID: apiKey}})
-	t.Cleanup(tr.Close)
+	st := stacktest.New(t, stacktest.Options{})
+	db, tr, p, insp := st.DB, st.Fake, st.Producer, st.Inspector
 	if cdpOpts.Keys == nil {
 		cdpOpts.Keys = map[string]string{cdpKey: producer.DefaultWorkspace}
 	}
 	cs := cdpfake.NewServer(cdpOpts)
 	t.Cleanup(cs.Close)
-	p, err := producer.New(producer.Config{Redis: db.ConnOpt()})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = p.Close(context.Background()) })
-	insp := asynq.NewInspector(db.ConnOpt())
-	t.Cleanup(func() { _ = insp.Close() })
 
-	sender, err := track.NewClient(track.Config{SiteID: siteID, APIKey: apiKey, BaseURL: tr.URL, Timeout: time.Second})
-	require.NoError(t, err)
 	pl, err := cdp.NewClient(cdp.Config{APIKey: cdpKey, BaseURL: cs.URL, Timeout: time.Second})
 	require.NoError(t, err)
-	rdb := redis.NewClient(db.Options())
-	t.Cleanup(func() { _ = rdb.Close() })
-	cfg := worker.Config{
-		Redis: db.ConnOpt(), Client: rdb,
-		Workspaces: []worker.Workspace{{
-			Name: producer.DefaultWorkspace, Sender: sender, Pipelines: pl,
-			Limit: ratelimit.Limit{Rate: 100, Burst: 10},
-			Batch: worker.BatchConfig{MaxOps: 100, MaxWait: 20 * time.Millisecond},
-		}},
-		Concurrency: 200, Servers: 1, CriticalConcurrency: 10,
-		Retry:           worker.RetryPolicy{Base: 100 * time.Millisecond, Cap: time.Second},
-		ShutdownTimeout: 5 * time.Second, RequestTimeout: time.Second, BreakerTimeout: time.Second,
-		DelayedTaskCheckInterval: 100 * time.Millisecond, UnauthorizedPause: time.Second,
-	}
+	cfg := st.WorkerConfig(t)
+	cfg.Workspaces[0].Pipelines = pl
+	cfg.UnauthorizedPause = time.Second
 	if mod != nil {
 		mod(&cfg)
 	}
-	w, err := worker.New(cfg)
-	require.NoError(t, err)
-	require.NoError(t, w.Start())
-	t.Cleanup(w.Shutdown)
+	w := stacktest.StartWorker(t, cfg)
 	return &plEnv{db: db, track: tr, cdp: cs, prod: p, insp: insp, w: w}
 }
 

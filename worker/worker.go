@@ -174,7 +174,7 @@ func (w *Worker) Handler() asynq.Handler {
 	mux := asynq.NewServeMux()
 	h := asynq.HandlerFunc(w.processTask)
 	for _, api := range task.APIs {
-		for _, a := range track.Actions {
+		for _, a := range track.Actions() {
 			mux.Handle(task.TypeNameOf(api, a), h)
 		}
 		mux.Handle(task.BulkTypeName(api), asynq.HandlerFunc(w.processBulk)) // bulk.go

@@ -13,11 +13,11 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
-	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
 	"github.com/cioq/cioq/breaker"
 	"github.com/cioq/cioq/internal/redistest"
+	"github.com/cioq/cioq/internal/stacktest"
 	"github.com/cioq/cioq/internal/task"
 	"github.com/cioq/cioq/producer"
 	"github.com/cioq/cioq/ratelimit"
@@ -27,8 +27,8 @@ import (
 )
 
 const (
-	siteID = "site-1"
-	apiKey = "key-1-secret"
+	siteID = stacktest.SiteID
+	apiKey = stacktest.APIKey
 )
 
 // env is one end-to-end setup: a leased Redis database, a fake Track API and
@@ -42,42 +42,12 @@ type env struct {
 
 func setup(t *testing.T, opts fake.Options) *env {
 	t.Helper()
-	db := redistest.New(t)
-	if opts.Credentials == nil {
-		opts.Credentials = map[string]string{siteID: apiKey}
-	}
-	srv := fake.NewServer(opts)
-	t.Cleanup(srv.Close)
-	p, err := producer.New(producer.Config{Redis: db.ConnOpt()})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = p.Close(context.Background()) })
-	insp := asynq.NewInspector(db.ConnOpt())
-	t.Cleanup(func() { _ = insp.Close() })
-	return &env{db: db, fake: srv, prod: p, insp: insp}
+	s := stacktest.New(t, stacktest.Options{Fake: opts})
+	return &env{db: s.DB, fake: s.Fake, prod: s.Producer, insp: s.Inspector}
 }
 
 func workerConfig(t testing.TB, db *redistest.DB, url string) worker.Config {
-	client, err := track.NewClient(track.Config{SiteID: siteID, APIKey: apiKey, BaseURL: url, Timeout: time.Second})
-	require.NoError(t, err)
-	rdb := redis.NewClient(db.Options())
-	t.Cleanup(func() { _ = rdb.Close() })
-	return worker.Config{
-		Redis:  db.ConnOpt(),
-		Client: rdb,
-		Workspaces: []worker.Workspace{{
-			Name: producer.DefaultWorkspace, Sender: client,
-			Limit: ratelimit.Limit{Rate: 100, Burst: 10},
-			Batch: worker.BatchConfig{MaxOps: 100, MaxWait: 20 * time.Millisecond},
-		}},
-		Concurrency:              200,
-		Servers:                  1,
-		CriticalConcurrency:      10,
-		Retry:                    worker.RetryPolicy{Base: 100 * time.Millisecond, Cap: time.Second},
-		ShutdownTimeout:          5 * time.Second,
-		RequestTimeout:           time.Second,
-		BreakerTimeout:           time.Second,
-		DelayedTaskCheckInterval: 100 * time.Millisecond,
-	}
+	return stacktest.DefaultWorkerConfig(t, db, url)
 }
 
 func (e *env) startWorker(t testing.TB, mod func(*worker.Config)) *worker.Worker {
@@ -86,11 +56,7 @@ func (e *env) startWorker(t testing.TB, mod func(*worker.Config)) *worker.Worker
 	if mod != nil {
 		mod(&cfg)
 	}
-	w, err := worker.New(cfg)
-	require.NoError(t, err)
-	require.NoError(t, w.Start())
-	t.Cleanup(w.Shutdown)
-	return w
+	return stacktest.StartWorker(t, cfg)
 }
 
 // queued returns the ops still in the queues: pending, active, scheduled,

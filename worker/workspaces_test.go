@@ -8,10 +8,10 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
-	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
 	"github.com/cioq/cioq/internal/redistest"
+	"github.com/cioq/cioq/internal/stacktest"
 	"github.com/cioq/cioq/internal/task"
 	"github.com/cioq/cioq/producer"
 	"github.com/cioq/cioq/ratelimit"
@@ -41,16 +41,13 @@ func TestWorkspacesAreIsolated(t *testing.T) {
 		{name: "eu-slow", site: "site-eu-slow", key: "key-eu-slow"},
 	}
 	for _, r := range regions {
-		r.fake = fake.NewServer(fake.Options{Credentials: map[string]string{r.site: r.key}})
-		t.Cleanup(r.fake.Close)
+		r.fake = stacktest.Fake(t, fake.Options{Credentials: map[string]string{r.site: r.key}})
 	}
 	require.NoError(t, regions[1].fake.SetFaults(fake.Faults{Down: true}))
 	require.NoError(t, regions[2].fake.SetFaults(fake.Faults{RateLimit: fake.Rate(budget / 4)}))
 
 	names := []string{regions[0].name, regions[1].name, regions[2].name}
-	p, err := producer.New(producer.Config{Redis: db.ConnOpt(), Workspace: names[0], Workspaces: names})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = p.Close(context.Background()) })
+	p := stacktest.NewProducer(t, producer.Config{Redis: db.ConnOpt(), Workspace: names[0], Workspaces: names})
 	ctx := context.Background()
 	for i := range perWS {
 		for _, r := range regions {
@@ -61,24 +58,16 @@ func TestWorkspacesAreIsolated(t *testing.T) {
 			require.NoError(t, err)
 		}
 	}
-	_, err = p.Enqueue(ctx, producer.Op{Workspace: "nowhere", Op: track.Op{Action: track.ActionSuppress, Identifiers: &track.Identifiers{ID: "x"}}})
+	_, err := p.Enqueue(ctx, producer.Op{Workspace: "nowhere", Op: track.Op{Action: track.ActionSuppress, Identifiers: &track.Identifiers{ID: "x"}}})
 	require.ErrorIs(t, err, track.ErrInvalidOp, "an op for a workspace no worker serves is refused")
 
-	rdb := redis.NewClient(db.Options())
-	t.Cleanup(func() { _ = rdb.Close() })
-	cfg := worker.Config{Redis: db.ConnOpt(), Client: rdb, Concurrency: 300, Servers: 1, CriticalConcurrency: 10,
-		Retry: worker.RetryPolicy{Base: 100 * time.Millisecond, Cap: time.Second}, BreakerTimeout: time.Second,
-		DelayedTaskCheckInterval: 100 * time.Millisecond, RequestTimeout: time.Second, ShutdownTimeout: 5 * time.Second}
+	cfg := stacktest.WorkerConfig(t, db)
+	cfg.Concurrency = 300
 	for _, r := range regions {
-		client, err := track.NewClient(track.Config{SiteID: r.site, APIKey: r.key, BaseURL: r.fake.URL, Timeout: time.Second})
-		require.NoError(t, err)
-		cfg.Workspaces = append(cfg.Workspaces, worker.Workspace{Name: r.name, Sender: client,
+		cfg.Workspaces = append(cfg.Workspaces, worker.Workspace{Name: r.name, Sender: stacktest.Sender(t, r.fake.URL, r.site, r.key, time.Second),
 			Limit: ratelimit.Limit{Rate: budget, Burst: 2}, Batch: worker.BatchConfig{MaxOps: 4, MaxWait: 20 * time.Millisecond}})
 	}
-	w, err := worker.New(cfg)
-	require.NoError(t, err)
-	require.NoError(t, w.Start())
-	t.Cleanup(w.Shutdown)
+	w := stacktest.StartWorker(t, cfg)
 
 	// The healthy workspace drains at its budget while the others struggle.
 	healthy := regions[0].fake

@@ -7,18 +7,16 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/hibiken/asynqmon"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
 	"github.com/cioq/cioq/internal/config"
+	"github.com/cioq/cioq/internal/health"
+	"github.com/cioq/cioq/internal/serve"
 )
 
 func newDashboardCmd(g *globals) *cobra.Command {
@@ -60,20 +58,10 @@ and /metrics.`,
 			defer mon.Close()
 			reg := prometheus.NewRegistry()
 			reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-			mux := http.NewServeMux()
-			mux.HandleFunc("GET /healthz", func(rw http.ResponseWriter, _ *http.Request) {
-				writeStatus(rw, http.StatusOK, "ok", "")
+			mux := health.NewMux(health.Config{
+				Checks:   []health.Check{{Name: "redis", Func: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }}},
+				Gatherer: reg,
 			})
-			mux.HandleFunc("GET /readyz", func(rw http.ResponseWriter, r *http.Request) {
-				ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-				defer cancel()
-				if err := rdb.Ping(ctx).Err(); err != nil {
-					writeStatus(rw, http.StatusServiceUnavailable, "unready", "redis: "+err.Error())
-					return
-				}
-				writeStatus(rw, http.StatusOK, "ready", "")
-			})
-			mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 			mux.Handle(mon.RootPath()+"/", mon)
 			var handler http.Handler = mux
 			if cfg.Monitoring.HasCredentials() {
@@ -87,34 +75,13 @@ and /metrics.`,
 			logger.Info("dashboard listening", slog.String("url", listenURL(ln.Addr())+"/monitoring/"),
 				slog.Bool("read_only", !readWrite), slog.Bool("auth", cfg.Monitoring.HasCredentials()))
 			srv := &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second}
-			errc := make(chan error, 1)
-			go func() { errc <- srv.Serve(ln) }()
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			select {
-			case err := <-errc:
-				if !errors.Is(err, http.ErrServerClosed) {
-					return fmt.Errorf("dashboard: %w", err)
-				}
-			case <-ctx.Done():
+			if err := serve.Run(cmd.Context(), serve.Config{}, serve.Server{HTTP: srv, Listener: ln}); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+				return fmt.Errorf("dashboard: %w", err)
 			}
-			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			_ = srv.Shutdown(sctx)
 			logger.Info("dashboard stopped")
 			return nil
 		},
 	}
 	cmd.Flags().BoolVar(&readWrite, "read-write", false, "allow the UI to change tasks and queues (pause, delete, run)")
 	return cmd
-}
-
-func writeStatus(rw http.ResponseWriter, code int, status, reason string) {
-	rw.Header().Set("Content-Type", "application/json")
-	rw.WriteHeader(code)
-	if reason == "" {
-		fmt.Fprintf(rw, "{%q:%q}\n", "status", status)
-		return
-	}
-	fmt.Fprintf(rw, "{%q:%q,%q:%q}\n", "status", status, "reason", reason)
 }

@@ -1,18 +1,21 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
 	cdpfake "github.com/cioq/cioq/cdp/fake"
 	"github.com/cioq/cioq/internal/config"
+	"github.com/cioq/cioq/internal/health"
+	"github.com/cioq/cioq/internal/serve"
 	"github.com/cioq/cioq/track/fake"
 )
 
@@ -120,7 +123,17 @@ func runFakecio(cmd *cobra.Command, cfg *config.Config, o fakecioOptions, cdpKey
 		attrs = append(attrs, slog.Int("cdp_workspaces", len(cdpKeys)))
 	}
 	logger.InfoContext(ctx, "fake track api listening", attrs...)
-	if err := srv.ServeHandler(ctx, ln, fakecioHandler(srv, cdpSrv)); err != nil {
+	// At a stop the requests in flight are cancelled first (a fault may
+	// hold one), then waited for.
+	reqCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	hs := &http.Server{
+		Handler:           fakecioHandler(srv, cdpSrv),
+		ReadHeaderTimeout: 30 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return reqCtx },
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	if err := serve.Run(ctx, serve.Config{Stopping: func(error) { cancel() }}, serve.Server{HTTP: hs, Listener: ln}); err != nil {
 		return fmt.Errorf("fakecio: %w", err)
 	}
 	logger.InfoContext(ctx, "fake track api stopped")
@@ -182,14 +195,7 @@ func listenURL(a net.Addr) string {
 func fakecioHandler(srv *fake.Server, cdpSrv *cdpfake.Server) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	ok := func(rw http.ResponseWriter, _ *http.Request) {
-		rw.Header().Set("Content-Type", "application/json")
-		_, _ = rw.Write([]byte(`{"status":"ok"}` + "\n"))
-	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", ok)
-	mux.HandleFunc("GET /readyz", ok)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux := health.NewMux(health.Config{Gatherer: reg})
 	mux.Handle("/v1/", cdpSrv.Handler())
 	mux.Handle(cdpfake.ControlPrefix, cdpSrv.Handler())
 	mux.Handle("/", srv.Handler())

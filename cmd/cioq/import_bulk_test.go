@@ -14,9 +14,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/cioq/cioq/internal/redistest"
+	"github.com/cioq/cioq/internal/stacktest"
 	"github.com/cioq/cioq/internal/task"
 	"github.com/cioq/cioq/ratelimit"
-	"github.com/cioq/cioq/track"
 	"github.com/cioq/cioq/track/fake"
 	"github.com/cioq/cioq/worker"
 )
@@ -132,18 +132,13 @@ func TestImportBulk(t *testing.T) {
 		r := run(t, nil, "import", part, "--redis", db.URL())
 		require.Equal(t, exitOK, r.code, r.stderr)
 
-		srv := fake.NewServer(fake.Options{})
-		t.Cleanup(srv.Close)
-		client, err := track.NewClient(track.Config{SiteID: "s", APIKey: "k", BaseURL: srv.URL, Timeout: 20 * time.Second})
-		require.NoError(t, err)
+		srv := stacktest.Fake(t, fake.Options{})
+		client := stacktest.Sender(t, srv.URL, "s", "k", 20*time.Second)
 		rdb := redis.NewClient(db.Options())
 		t.Cleanup(func() { _ = rdb.Close() })
-		w, err := worker.New(worker.Config{Redis: db.ConnOpt(), Client: rdb, RequestTimeout: 20 * time.Second,
+		stacktest.StartWorker(t, worker.Config{Redis: db.ConnOpt(), Client: rdb, RequestTimeout: 20 * time.Second,
 			Workspaces:  []worker.Workspace{{Name: "default", Sender: client, Limit: ratelimit.Limit{Rate: 100}}},
 			Concurrency: 50, Servers: 1})
-		require.NoError(t, err)
-		require.NoError(t, w.Start())
-		t.Cleanup(w.Shutdown)
 		require.Eventually(t, func() bool { return srv.Ledger().UniqueOps > 0 }, 30*time.Second, 10*time.Millisecond)
 
 		r = run(t, nil, "import", whole, "--redis", db.URL())

@@ -12,9 +12,9 @@ import (
 	"github.com/cioq/cioq/cdp"
 	cdpfake "github.com/cioq/cioq/cdp/fake"
 	"github.com/cioq/cioq/internal/redistest"
+	"github.com/cioq/cioq/internal/stacktest"
 	"github.com/cioq/cioq/internal/task"
 	"github.com/cioq/cioq/ratelimit"
-	"github.com/cioq/cioq/track"
 	"github.com/cioq/cioq/track/fake"
 	"github.com/cioq/cioq/worker"
 )
@@ -89,19 +89,14 @@ func TestImportPipelinesCalls(t *testing.T) {
 
 	cs := cdpfake.NewServer(cdpfake.Options{Keys: map[string]string{"cdp-k": "default"}})
 	t.Cleanup(cs.Close)
-	tr := fake.NewServer(fake.Options{})
-	t.Cleanup(tr.Close)
-	client, err := track.NewClient(track.Config{SiteID: "s", APIKey: "k", BaseURL: tr.URL})
-	require.NoError(t, err)
+	tr := stacktest.Fake(t, fake.Options{})
+	client := stacktest.Sender(t, tr.URL, "s", "k", 0)
 	pl, err := cdp.NewClient(cdp.Config{APIKey: "cdp-k", BaseURL: cs.URL})
 	require.NoError(t, err)
 	rdb := redis.NewClient(db.Options())
 	t.Cleanup(func() { _ = rdb.Close() })
-	w, err := worker.New(worker.Config{Redis: db.ConnOpt(), Client: rdb, Concurrency: 50, Servers: 1,
+	stacktest.StartWorker(t, worker.Config{Redis: db.ConnOpt(), Client: rdb, Concurrency: 50, Servers: 1,
 		Workspaces: []worker.Workspace{{Name: "default", Sender: client, Pipelines: pl, Limit: ratelimit.Limit{Rate: 100}}}})
-	require.NoError(t, err)
-	require.NoError(t, w.Start())
-	t.Cleanup(w.Shutdown)
 	require.Eventually(t, func() bool { return pipelinesOpen(t, db) == 0 }, 60*time.Second, 20*time.Millisecond)
 	l := cs.Ledger()
 	require.EqualValues(t, 4, l.UniqueCalls, "purchase, identify, page, User Deleted")

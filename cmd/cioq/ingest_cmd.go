@@ -2,14 +2,10 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,6 +15,7 @@ import (
 
 	"github.com/cioq/cioq/ingest"
 	"github.com/cioq/cioq/internal/config"
+	"github.com/cioq/cioq/internal/serve"
 	"github.com/cioq/cioq/producer"
 )
 
@@ -164,8 +161,6 @@ func runIngest(ctx context.Context, cfg *config.Config, o ingestOptions, logger 
 	logger.InfoContext(ctx, "ingest listening", slog.String("url", listenURL(ln.Addr())), slog.Int("workspaces", len(workspaces)),
 		slog.Int("pipelines_workspaces", len(pc.PipelinesWorkspaces)),
 		slog.String("redis", cfg.Redis.String()), slog.Bool("spool", cfg.Spool.Dir != ""))
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	err = serveIngest(ctx, ln, h, o, logger)
 	cctx, cancel := context.WithTimeout(context.Background(), o.shutdownTimeout)
 	defer cancel()
@@ -188,22 +183,13 @@ func serveIngest(ctx context.Context, ln net.Listener, h http.Handler, o ingestO
 		IdleTimeout:       o.idleTimeout,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return fmt.Errorf("ingest: serve: %w", err)
-	case <-ctx.Done():
-	}
-	logger.Info("ingest shutting down: finishing requests in flight")
-	sctx, cancel := context.WithTimeout(context.Background(), o.shutdownTimeout)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		_ = srv.Close()
-		return fmt.Errorf("ingest: shutdown: %w", err)
-	}
-	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
-		return err
+	err := serve.Run(ctx, serve.Config{ShutdownTimeout: o.shutdownTimeout, Stopping: func(err error) {
+		if err == nil {
+			logger.Info("ingest shutting down: finishing requests in flight")
+		}
+	}}, serve.Server{HTTP: srv, Listener: ln})
+	if err != nil {
+		return fmt.Errorf("ingest: %w", err)
 	}
 	return nil
 }

@@ -10,12 +10,23 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithCancel(context.Background())
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	go func() {
-		<-ctx.Done()
-		stop() // a second signal kills at once
+		<-sigs
+		cancel() // the first signal stops the command gracefully
+		sig := <-sigs
+		// A second one exits at once, as a shell reports a process the
+		// signal killed (130 for SIGINT, 143 for SIGTERM).
+		code := 1
+		if s, ok := sig.(syscall.Signal); ok {
+			code = 128 + int(s)
+		}
+		os.Exit(code)
 	}()
 	code := execute(ctx, os.Args[1:], streams{in: os.Stdin, out: os.Stdout, err: os.Stderr}, nil)
-	stop()
+	signal.Stop(sigs)
+	cancel()
 	os.Exit(code)
 }

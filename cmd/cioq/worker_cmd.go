@@ -8,9 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/hibiken/asynqmon"
@@ -19,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cioq/cioq/internal/config"
+	"github.com/cioq/cioq/internal/serve"
 	"github.com/cioq/cioq/worker"
 )
 
@@ -111,8 +109,7 @@ func runWorker(ctx context.Context, g *globals, cfg *config.Config, monitoring b
 		w.Shutdown()
 		return fmt.Errorf("worker: listen %s: %w", cfg.HTTPAddr, err)
 	}
-	servers := []*http.Server{{Handler: guardAdmin(mux, cfg.Monitoring), ReadHeaderTimeout: 5 * time.Second}}
-	listeners := []net.Listener{ln}
+	servers := []serve.Server{{HTTP: &http.Server{Handler: guardAdmin(mux, cfg.Monitoring), ReadHeaderTimeout: 5 * time.Second}, Listener: ln}}
 	logger.Info("worker http listening", slog.String("url", listenURL(ln.Addr())), slog.String("addr", ln.Addr().String()),
 		slog.String("public_paths", "/healthz /readyz /health/customerio /metrics"),
 		slog.String("admin_paths", adminPaths), slog.String("admin_access", adminAccess(cfg.Monitoring)))
@@ -128,8 +125,7 @@ func runWorker(ctx context.Context, g *globals, cfg *config.Config, monitoring b
 		if cfg.Monitoring.HasCredentials() {
 			admin, access = basicAuth(mux, cfg.Monitoring.Username, cfg.Monitoring.Password.Reveal(), adminPrefixes...), "basic auth"
 		}
-		servers = append(servers, &http.Server{Handler: admin, ReadHeaderTimeout: 5 * time.Second})
-		listeners = append(listeners, aln)
+		servers = append(servers, serve.Server{HTTP: &http.Server{Handler: admin, ReadHeaderTimeout: 5 * time.Second}, Listener: aln})
 		logger.Info("worker admin listening", slog.String("url", listenURL(aln.Addr())), slog.String("addr", aln.Addr().String()),
 			slog.String("admin_paths", adminPaths), slog.String("admin_access", access))
 	} else if !cfg.Monitoring.HasCredentials() {
@@ -137,27 +133,17 @@ func runWorker(ctx context.Context, g *globals, cfg *config.Config, monitoring b
 			slog.String("admin_paths", adminPaths),
 			slog.String("hint", "set CIOQ_MONITORING_USERNAME and CIOQ_MONITORING_PASSWORD, or CIOQ_ADMIN_ADDR=127.0.0.1:9091"))
 	}
-	errc := make(chan error, len(servers))
-	for i, srv := range servers {
-		go func() {
-			if err := srv.Serve(listeners[i]); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				errc <- err
-			}
-		}()
-	}
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	select {
-	case <-ctx.Done():
-		logger.Info("shutting down")
-	case err = <-errc:
-		logger.Error("http server failed", "error", err.Error())
-	}
-	w.Shutdown()
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	for _, srv := range servers {
-		_ = srv.Shutdown(sctx)
+	// The queue servers drain first, while /healthz still answers.
+	err = serve.Run(ctx, serve.Config{Stopping: func(err error) {
+		if err != nil {
+			logger.Error("http server failed", "error", err.Error())
+		} else {
+			logger.Info("shutting down")
+		}
+		w.Shutdown()
+	}}, servers...)
+	if errors.Is(err, context.DeadlineExceeded) {
+		return nil // requests outlived the shutdown bound: closed, as the process ends anyway
 	}
 	return err
 }

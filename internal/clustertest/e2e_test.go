@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
+	"github.com/cioq/cioq/internal/stacktest"
 	"github.com/cioq/cioq/internal/task"
 	"github.com/cioq/cioq/producer"
 	"github.com/cioq/cioq/ratelimit"
@@ -38,22 +39,15 @@ func startRig(t *testing.T, conn asynq.RedisConnOpt, rdb redis.UniversalClient, 
 		id, key := site(ws)
 		creds[id] = key
 	}
-	srv := fake.NewServer(fake.Options{Credentials: creds})
-	t.Cleanup(srv.Close)
-	cfg := worker.Config{Redis: conn, Client: rdb, Concurrency: 200, Servers: 1, CriticalConcurrency: 10,
-		Retry: worker.RetryPolicy{Base: 100 * time.Millisecond, Cap: time.Second}, BreakerTimeout: time.Second,
-		DelayedTaskCheckInterval: 100 * time.Millisecond, RequestTimeout: 2 * time.Second, ShutdownTimeout: 5 * time.Second}
+	srv := stacktest.Fake(t, fake.Options{Credentials: creds})
+	cfg := stacktest.WorkerConfigOn(conn, rdb)
+	cfg.RequestTimeout = 2 * time.Second
 	for _, ws := range workspaces {
 		id, key := site(ws)
-		client, err := track.NewClient(track.Config{SiteID: id, APIKey: key, BaseURL: srv.URL, Timeout: 2 * time.Second})
-		require.NoError(t, err)
-		cfg.Workspaces = append(cfg.Workspaces, worker.Workspace{Name: ws, Sender: client,
+		cfg.Workspaces = append(cfg.Workspaces, worker.Workspace{Name: ws, Sender: stacktest.Sender(t, srv.URL, id, key, 2*time.Second),
 			Limit: ratelimit.Limit{Rate: rate, Burst: 2}, Batch: worker.BatchConfig{MaxOps: maxOps, MaxWait: 20 * time.Millisecond}})
 	}
-	w, err := worker.New(cfg)
-	require.NoError(t, err)
-	require.NoError(t, w.Start())
-	t.Cleanup(w.Shutdown)
+	w := stacktest.StartWorker(t, cfg)
 	return &rig{fake: srv, worker: w, workspaces: workspaces}
 }
 

@@ -248,7 +248,7 @@ func FuzzBulkRoundTrip(f *testing.F) {
 		b := &task.Bulk{Workspace: ws, API: api}
 		for i := range int(n) {
 			b.Ops = append(b.Ops, &task.Payload{Workspace: ws, API: api, OpID: opID + strconv.Itoa(i),
-				Action: track.Actions[(int(ai)+i)%len(track.Actions)], Person: person,
+				Action: track.Actions()[(int(ai)+i)%len(track.Actions())], Person: person,
 				EnqueuedAt: task.TimeOfStamp(us + int64(i)), Op: op})
 		}
 		got, err := task.DecodeBulk(task.EncodeBulk(b))

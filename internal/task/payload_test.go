@@ -233,7 +233,7 @@ func FuzzRoundTrip(f *testing.F) {
 			api = task.APIPipelines
 		}
 		p := &task.Payload{
-			Workspace: ws, API: api, OpID: opID, Action: track.Actions[int(ai)%len(track.Actions)],
+			Workspace: ws, API: api, OpID: opID, Action: track.Actions()[int(ai)%len(track.Actions())],
 			Person: person, EnqueuedAt: task.TimeOfStamp(us), Timestamp: us / 1_000_000, Op: op,
 		}
 		got, err := task.Decode(task.Encode(p))

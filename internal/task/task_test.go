@@ -15,7 +15,7 @@ func TestTypeNameAndActionOf(t *testing.T) {
 	t.Parallel()
 	t.Run("EveryActionRoundTrips", func(t *testing.T) {
 		t.Parallel()
-		for _, a := range track.Actions {
+		for _, a := range track.Actions() {
 			name := task.TypeName(a)
 			require.Equal(t, "cio:"+string(a), name)
 			got, ok := task.ActionOf(name)
@@ -35,7 +35,7 @@ func TestTypeNameAndActionOf(t *testing.T) {
 	t.Run("PipelinesTypesRoundTrip", func(t *testing.T) {
 		t.Parallel()
 		for _, api := range task.APIs {
-			for _, a := range track.Actions {
+			for _, a := range track.Actions() {
 				name := task.TypeNameOf(api, a)
 				gotAPI, got, ok := task.ParseType(name)
 				require.True(t, ok, name)
@@ -72,7 +72,7 @@ func TestQueue(t *testing.T) {
 		track.ActionUnsuppress: task.QueueCritical,
 		track.ActionDelete:     task.QueueCritical,
 	}
-	for _, a := range track.Actions {
+	for _, a := range track.Actions() {
 		require.Equal(t, cmpOr(want[a], task.QueueDefault), task.Queue(task.DefaultWorkspace, a), string(a))
 		require.Equal(t, cmpOr(want[a], task.QueueDefault)+".eu", task.Queue("eu", a), string(a))
 	}

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
+
+	"github.com/cioq/cioq/internal/wire"
 )
 
 // controlPrefix is where the control API lives. It needs no auth, ignores
@@ -101,5 +103,5 @@ func writeValue(w http.ResponseWriter, status int, v any) {
 
 // strictUnmarshal decodes b into v, rejecting unknown fields.
 func strictUnmarshal(b []byte, v any) error {
-	return decodeStrict(b, v)
+	return wire.DecodeStrict(b, v)
 }

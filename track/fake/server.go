@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cioq/cioq/internal/wire"
 	"github.com/cioq/cioq/track"
 )
 
@@ -317,7 +318,7 @@ func (s *Server) record(c *call, o outcome) {
 func (s *Server) fail(c *call, status int, fault, msg string) {
 	c.rec.Fault = fault
 	s.record(c, outcome{status: status})
-	writeJSON(c.w, status, track.NewErrorBody(msg))
+	writeJSON(c.w, status, wire.ErrorBody(msg))
 }
 
 func (s *Server) unauthorized(c *call, fault string) {

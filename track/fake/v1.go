@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/cioq/cioq/internal/wire"
 	"github.com/cioq/cioq/track"
 )
 
@@ -14,15 +15,15 @@ import (
 const V1BodyLimit = track.MaxV1BodyBytes
 
 // v1Call answers every v1 path: the call is mapped to the v2 op it means
-// with track.V1ToV2 (TRACK_API.md "v1 → v2", the one mapping cioq ingest
+// with wire.V1ToV2 (TRACK_API.md "v1 → v2", the one mapping cioq ingest
 // uses too), validated there and counted as that op.
 func (s *Server) v1Call(c *call, _ []string) {
 	body, ok := s.readBody(c, V1BodyLimit, fmt.Sprintf("v1 body must be at most %d bytes", V1BodyLimit))
 	if !ok {
 		return
 	}
-	op, err := track.V1ToV2(c.r.Method, c.rec.Path, body)
-	var me *track.MalformedError
+	op, err := wire.V1ToV2(c.r.Method, c.rec.Path, body)
+	var me *wire.MalformedError
 	switch {
 	case errors.As(err, &me):
 		s.fail(c, http.StatusBadRequest, "", me.Reason)

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"unicode/utf8"
 
+	"github.com/cioq/cioq/internal/wire"
 	"github.com/cioq/cioq/track"
 )
 
@@ -53,7 +54,7 @@ func (s *Server) v2Batch(c *call, _ []string) {
 	var env struct {
 		Batch []json.RawMessage `json:"batch"`
 	}
-	if err := decodeStrict(body, &env); err != nil {
+	if err := wire.DecodeStrict(body, &env); err != nil {
 		s.fail(c, http.StatusBadRequest, "", "malformed JSON: "+err.Error())
 		return
 	}
@@ -112,23 +113,8 @@ func (s *Server) readBody(c *call, limit int64, tooLarge string) ([]byte, bool) 
 	return body, true
 }
 
-// decodeStrict decodes exactly one JSON value into v, rejecting unknown
-// fields and trailing data; numbers in maps decode as json.Number.
-func decodeStrict(b []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	dec.UseNumber()
-	if err := dec.Decode(v); err != nil {
-		return err
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return errors.New("trailing data after the JSON value")
-	}
-	return nil
-}
-
 // itemError turns a validation error into a batch_index error.
-func itemError(i int, err error) track.ItemError { return track.NewItemError(i, err) }
+func itemError(i int, err error) track.ItemError { return wire.NewItemError(i, err) }
 
 // poisoned reports whether op holds Faults.RejectAttribute.
 func (s *Server) poisoned(c *call, i int, op *track.Op) (track.ItemError, bool) {
@@ -151,7 +137,7 @@ func (s *Server) rejectOp(c *call, fault string, it track.ItemError) {
 	if it.Field != "" {
 		msg = it.Field + ": " + msg
 	}
-	writeJSON(c.w, http.StatusBadRequest, track.NewErrorBody(msg))
+	writeJSON(c.w, http.StatusBadRequest, wire.ErrorBody(msg))
 }
 
 // accept counts ops as accepted and answers: 200 {} when errs is empty, else
@@ -178,7 +164,7 @@ func (s *Server) accept(c *call, ops []*track.Op, errs []track.ItemError, nOps i
 	s.record(c, o)
 	body := []byte("{}")
 	if len(errs) > 0 {
-		body, _ = json.Marshal(track.NewBatchResponse(errs))
+		body, _ = json.Marshal(wire.NewBatchResponse(errs))
 	}
 	writeJSON(c.w, status, body)
 }

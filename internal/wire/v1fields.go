@@ -1,4 +1,4 @@
-package track
+package wire
 
 import (
 	"encoding/json"
@@ -7,6 +7,8 @@ import (
 	"math"
 	"strconv"
 	"strings"
+
+	"github.com/cioq/cioq/track"
 )
 
 // The official clients (go-customerio, customerio-node, customerio-python,
@@ -84,11 +86,11 @@ func v1Seconds(v any, dropFraction bool) (int64, error) {
 // v1Identifiers reads a merge person: an object of one or more of id,
 // email, cio_id, phone (and anonymous_id, which validation then refuses
 // for merge), each a string or a number (v1Text).
-func v1Identifiers(field string, m map[string]any) (*Identifiers, error) {
+func v1Identifiers(field string, m map[string]any) (*track.Identifiers, error) {
 	if m == nil {
 		return nil, nil
 	}
-	var ids Identifiers
+	var ids track.Identifiers
 	for k, v := range m {
 		s, err := v1Text(v)
 		if err != nil {
@@ -115,4 +117,37 @@ func v1Identifiers(field string, m map[string]any) (*Identifiers, error) {
 // v1FieldError renders the error of one lenient v1 field.
 func v1FieldError(field string, err error) *MalformedError {
 	return &MalformedError{Reason: fmt.Sprintf("%s: %s", field, err.Error())}
+}
+
+// maxTimestamp is track's largest accepted unix time in seconds (year
+// 2286): a larger value is almost always milliseconds.
+const maxTimestamp = 9_999_999_999
+
+// fieldPath names a map key in an error, bounded and printable (as track
+// does).
+func fieldPath(prefix, key string) string {
+	const maxKeyInError = 40
+	if len(key) > maxKeyInError {
+		key = key[:maxKeyInError] + "…"
+	}
+	return prefix + "." + strings.ToValidUTF8(key, "\uFFFD")
+}
+
+// validNumber reports whether s is a JSON number literal.
+func validNumber(s string) bool {
+	return s != "" && (s[0] == '-' || (s[0] >= '0' && s[0] <= '9')) && json.Valid([]byte(s))
+}
+
+// invalid is a *track.ValidationError without a limit.
+func invalid(field, reason string) *track.ValidationError {
+	return &track.ValidationError{Field: field, Reason: reason}
+}
+
+// jsonErrorText renders a decode error without quoting input values.
+func jsonErrorText(err error) string {
+	var ute *json.UnmarshalTypeError
+	if errors.As(err, &ute) {
+		return fmt.Sprintf("field %q must be %s, got %s", ute.Field, ute.Type, ute.Value)
+	}
+	return err.Error()
 }

@@ -1,4 +1,4 @@
-package ingest
+package wire
 
 import (
 	"bytes"
@@ -7,9 +7,11 @@ import (
 	"io"
 )
 
-// decodeStrict decodes exactly one JSON value into v, rejecting unknown
-// fields and trailing data, as the Track API (and track/fake) does.
-func decodeStrict(b []byte, v any) error {
+// DecodeStrict decodes exactly one JSON value into v, as the Track API
+// reads a body: unknown fields and trailing data are refused, and numbers
+// in maps and in fields of type any decode as json.Number (so they
+// re-encode unchanged).
+func DecodeStrict(b []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	dec.UseNumber()

@@ -1,4 +1,4 @@
-package track_test
+package wire_test
 
 import (
 	"encoding/json"
@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/stretchr/testify/require"
 
+	"github.com/cioq/cioq/internal/wire"
 	"github.com/cioq/cioq/track"
 )
 
@@ -23,51 +24,51 @@ func TestV1ToV2_Rows(t *testing.T) {
 		wantCall                 string
 		want                     *track.Op
 	}{
-		{"PathIDIsID", http.MethodPut, "/api/v1/customers/u1", `{"plan":"pro"}`, track.V1Identify,
+		{"PathIDIsID", http.MethodPut, "/api/v1/customers/u1", `{"plan":"pro"}`, wire.V1Identify,
 			&track.Op{Type: "person", Action: track.ActionIdentify, Identifiers: id("u1"), Attributes: map[string]any{"plan": "pro"}}},
-		{"CioPrefixIsCioID", http.MethodPut, "/api/v1/customers/cio_abc", ``, track.V1Identify,
+		{"CioPrefixIsCioID", http.MethodPut, "/api/v1/customers/cio_abc", ``, wire.V1Identify,
 			&track.Op{Type: "person", Action: track.ActionIdentify, Identifiers: &track.Identifiers{CioID: "abc"}}},
-		{"EmailIsEmail", http.MethodPut, "/api/v1/customers/a%40b.c", `{}`, track.V1Identify,
+		{"EmailIsEmail", http.MethodPut, "/api/v1/customers/a%40b.c", `{}`, wire.V1Identify,
 			&track.Op{Type: "person", Action: track.ActionIdentify, Identifiers: &track.Identifiers{Email: "a@b.c"}}},
-		{"EscapedSlashStaysOneID", http.MethodPut, "/api/v1/customers/a%2Fb", `{}`, track.V1Identify,
+		{"EscapedSlashStaysOneID", http.MethodPut, "/api/v1/customers/a%2Fb", `{}`, wire.V1Identify,
 			&track.Op{Type: "person", Action: track.ActionIdentify, Identifiers: id("a/b")}},
 		{"UnderscoreTimestampBecomesTimestamp", http.MethodPut, "/api/v1/customers/u1",
-			`{"_timestamp":1700000001,"_update":false,"n":1}`, track.V1Identify,
+			`{"_timestamp":1700000001,"_update":false,"n":1}`, wire.V1Identify,
 			&track.Op{Type: "person", Action: track.ActionIdentify, Identifiers: id("u1"), Timestamp: 1700000001,
 				Attributes: map[string]any{"n": json.Number("1")}}},
-		{"Delete", http.MethodDelete, "/api/v1/customers/u1", ``, track.V1Delete,
+		{"Delete", http.MethodDelete, "/api/v1/customers/u1", ``, wire.V1Delete,
 			&track.Op{Type: "person", Action: track.ActionDelete, Identifiers: id("u1")}},
 		{"EventDataBecomesAttributes", http.MethodPost, "/api/v1/customers/u1/events",
-			`{"name":"purchase","id":"` + ulid + `","type":"event","timestamp":1700000000,"data":{"amount":10}}`, track.V1Track,
+			`{"name":"purchase","id":"` + ulid + `","type":"event","timestamp":1700000000,"data":{"amount":10}}`, wire.V1Track,
 			&track.Op{Type: "person", Action: track.ActionEvent, Identifiers: id("u1"), Name: "purchase", ID: ulid,
 				Timestamp: 1700000000, Attributes: map[string]any{"amount": json.Number("10")}}},
-		{"PageTypeBecomesPage", http.MethodPost, "/api/v1/customers/u1/events", `{"name":"https://x.test/","type":"page"}`, track.V1Track,
+		{"PageTypeBecomesPage", http.MethodPost, "/api/v1/customers/u1/events", `{"name":"https://x.test/","type":"page"}`, wire.V1Track,
 			&track.Op{Type: "person", Action: track.ActionPage, Identifiers: id("u1"), Name: "https://x.test/"}},
-		{"ScreenTypeBecomesScreen", http.MethodPost, "/api/v1/customers/u1/events", `{"name":"home","type":"screen"}`, track.V1Track,
+		{"ScreenTypeBecomesScreen", http.MethodPost, "/api/v1/customers/u1/events", `{"name":"home","type":"screen"}`, wire.V1Track,
 			&track.Op{Type: "person", Action: track.ActionScreen, Identifiers: id("u1"), Name: "home"}},
-		{"AnonymousIDBecomesIdentifier", http.MethodPost, "/api/v1/events", `{"name":"viewed","anonymous_id":"a-1","data":{"p":"/"}}`, track.V1TrackAnonymous,
+		{"AnonymousIDBecomesIdentifier", http.MethodPost, "/api/v1/events", `{"name":"viewed","anonymous_id":"a-1","data":{"p":"/"}}`, wire.V1TrackAnonymous,
 			&track.Op{Type: "person", Action: track.ActionEvent, Identifiers: &track.Identifiers{AnonymousID: "a-1"}, Name: "viewed",
 				Attributes: map[string]any{"p": "/"}}},
-		{"Suppress", http.MethodPost, "/api/v1/customers/u1/suppress", ``, track.V1Suppress,
+		{"Suppress", http.MethodPost, "/api/v1/customers/u1/suppress", ``, wire.V1Suppress,
 			&track.Op{Type: "person", Action: track.ActionSuppress, Identifiers: id("u1")}},
-		{"Unsuppress", http.MethodPost, "/api/v1/customers/u1/unsuppress", `{"ignored":true}`, track.V1Unsuppress,
+		{"Unsuppress", http.MethodPost, "/api/v1/customers/u1/unsuppress", `{"ignored":true}`, wire.V1Unsuppress,
 			&track.Op{Type: "person", Action: track.ActionUnsuppress, Identifiers: id("u1")}},
 		{"DeviceIDBecomesToken", http.MethodPut, "/api/v1/customers/u1/devices",
-			`{"device":{"id":"tok","platform":"ios","last_used":1700000000,"attributes":{"v":"1"}}}`, track.V1AddDevice,
+			`{"device":{"id":"tok","platform":"ios","last_used":1700000000,"attributes":{"v":"1"}}}`, wire.V1AddDevice,
 			&track.Op{Type: "person", Action: track.ActionAddDevice, Identifiers: id("u1"),
 				Device: &track.Device{Token: "tok", Platform: "ios", LastUsed: 1700000000, Attributes: map[string]any{"v": "1"}}}},
-		{"DeleteDevicePathIDBecomesToken", http.MethodDelete, "/api/v1/customers/u1/devices/t%2Fk", ``, track.V1DeleteDevice,
+		{"DeleteDevicePathIDBecomesToken", http.MethodDelete, "/api/v1/customers/u1/devices/t%2Fk", ``, wire.V1DeleteDevice,
 			&track.Op{Type: "person", Action: track.ActionDeleteDevice, Identifiers: id("u1"), Device: &track.Device{Token: "t/k"}}},
-		{"Merge", http.MethodPost, "/api/v1/merge_customers", `{"primary":{"id":"a"},"secondary":{"email":"b@c.d"}}`, track.V1Merge,
+		{"Merge", http.MethodPost, "/api/v1/merge_customers", `{"primary":{"id":"a"},"secondary":{"email":"b@c.d"}}`, wire.V1Merge,
 			&track.Op{Type: "person", Action: track.ActionMerge, Primary: id("a"), Secondary: &track.Identifiers{Email: "b@c.d"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			call, err := track.MatchV1(tt.method, tt.path)
+			call, err := wire.MatchV1(tt.method, tt.path)
 			require.NoError(t, err)
 			require.Equal(t, tt.wantCall, call.Name)
-			got, err := track.V1ToV2(tt.method, tt.path, []byte(tt.body))
+			got, err := wire.V1ToV2(tt.method, tt.path, []byte(tt.body))
 			require.NoError(t, err)
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("op (-want +got):\n%s", diff)
@@ -94,8 +95,8 @@ func TestMatchV1_RouteErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			_, err := track.MatchV1(tt.method, tt.path)
-			var re *track.RouteError
+			_, err := wire.MatchV1(tt.method, tt.path)
+			var re *wire.RouteError
 			require.ErrorAs(t, err, &re)
 			require.Equal(t, tt.wantStatus, re.StatusCode)
 			require.Equal(t, tt.wantAllow, re.Allow)
@@ -126,10 +127,10 @@ func TestV1ToV2_Rejects(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			op, err := track.V1ToV2(tt.method, tt.path, []byte(tt.body))
+			op, err := wire.V1ToV2(tt.method, tt.path, []byte(tt.body))
 			require.Nil(t, op)
 			require.ErrorContains(t, err, tt.wantInMessage)
-			require.Equal(t, tt.wantMalformed, errors.Is(err, track.ErrMalformedBody), "%v", err)
+			require.Equal(t, tt.wantMalformed, errors.Is(err, wire.ErrMalformedBody), "%v", err)
 			require.Equal(t, !tt.wantMalformed, errors.Is(err, track.ErrInvalidOp), "%v", err)
 		})
 	}
@@ -140,7 +141,7 @@ func TestV1ToV2_Rejects(t *testing.T) {
 func TestV1ToV2_LargeEventIsNotHeldToV2OpLimit(t *testing.T) {
 	t.Parallel()
 	body := `{"name":"big","data":{"pad":"` + strings.Repeat("x", track.MaxOpBytes+10) + `"}}`
-	op, err := track.V1ToV2(http.MethodPost, "/api/v1/customers/u1/events", []byte(body))
+	op, err := wire.V1ToV2(http.MethodPost, "/api/v1/customers/u1/events", []byte(body))
 	require.NoError(t, err)
 	require.Equal(t, track.ActionEvent, op.Action)
 	require.ErrorIs(t, track.ValidateOp(op), track.ErrInvalidOp)
@@ -190,7 +191,7 @@ func TestV1ToV2_OfficialClientShapes(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			got, err := track.V1ToV2(tt.method, tt.path, []byte(tt.body))
+			got, err := wire.V1ToV2(tt.method, tt.path, []byte(tt.body))
 			require.NoError(t, err)
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("op (-want +got):\n%s", diff)
@@ -219,11 +220,25 @@ func TestV1ToV2_RejectsBadLenientFields(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			op, err := track.V1ToV2(tt.method, tt.path, []byte(tt.body))
+			op, err := wire.V1ToV2(tt.method, tt.path, []byte(tt.body))
 			require.Nil(t, op)
-			require.ErrorIs(t, err, track.ErrMalformedBody)
+			require.ErrorIs(t, err, wire.ErrMalformedBody)
 			require.ErrorContains(t, err, tt.wantInMessage)
 			require.NotContains(t, err.Error(), "yesterday")
 		})
 	}
+}
+
+func TestV1UpdateFlag(t *testing.T) {
+	t.Parallel()
+	call := wire.V1Call{Name: wire.V1Identify, Method: "PUT", Params: []string{"u1"}}
+	op, err := call.Op([]byte(`{"plan":"pro","_update":false}`))
+	require.NoError(t, err)
+	require.Equal(t, map[string]any{"plan": "pro"}, op.Attributes, "_update is never an attribute")
+	_, err = call.Op([]byte(`{"plan":"pro","_update":true}`))
+	var ve *track.ValidationError
+	require.True(t, errors.As(err, &ve), "%v", err)
+	require.Equal(t, "_update", ve.Field)
+	_, err = call.Op([]byte(`{"plan":"pro","plan":"free"}`))
+	require.ErrorIs(t, err, track.ErrInvalidOp)
 }

@@ -1,20 +1,15 @@
-package track
+package wire
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
-)
 
-// MaxV1BodyBytes bounds a v1 request body: an event's data (≤
-// MaxEventDataBytes) plus room for the rest of the call. A v1 op is not held
-// to MaxOpBytes, a v2 limit.
-const MaxV1BodyBytes = MaxEventDataBytes + MaxOpBytes
+	"github.com/cioq/cioq/track"
+)
 
 // The v1 calls, as V1Call.Name reports them.
 const (
@@ -140,7 +135,7 @@ func MatchV1(method, escapedPath string) (V1Call, error) {
 }
 
 // V1ToV2 routes a v1 request (MatchV1) and maps it to its v2 op (V1Call.Op).
-func V1ToV2(method, escapedPath string, body []byte) (*Op, error) {
+func V1ToV2(method, escapedPath string, body []byte) (*track.Op, error) {
 	c, err := MatchV1(method, escapedPath)
 	if err != nil {
 		return nil, err
@@ -152,11 +147,11 @@ func V1ToV2(method, escapedPath string, body []byte) (*Op, error) {
 // v2") and validates it as the v1 API does:
 //
 //   - a path id "cio_<x>" is identifiers {"cio_id":"<x>"}, one holding "@"
-//     is {"email":...}, anything else {"id":...} (IdentifiersFromV1);
+//     is {"email":...}, anything else {"id":...} (track.IdentifiersFromV1);
 //   - identify: the body's flat attributes become attributes, `_timestamp`
 //     becomes timestamp (other keys stay attributes); `_update: false` is
 //     dropped, `_update: true` (update only, never create: no v2 form) is
-//     refused with a *ValidationError;
+//     refused with a *track.ValidationError;
 //   - track: `data` becomes attributes, `type` "page" (or "screen") becomes
 //     action page (screen), `id`, `name` and `timestamp` are kept;
 //   - anonymous track (POST /api/v1/events): `anonymous_id` becomes
@@ -175,37 +170,37 @@ func V1ToV2(method, escapedPath string, body []byte) (*Op, error) {
 //
 // A body that does not decode into the call's shape returns a
 // *MalformedError (ErrMalformedBody); an op that breaks a rule or limit
-// returns a *ValidationError (ErrInvalidOp), checked with ValidateOp except
-// for MaxOpBytes, which v1 does not have. body must be valid UTF-8 (the
-// caller checks; an invalid string is a *ValidationError here).
-func (c V1Call) Op(body []byte) (*Op, error) {
+// returns a *track.ValidationError (track.ErrInvalidOp), checked with track.ValidateOp except
+// for track.MaxOpBytes, which v1 does not have. body must be valid UTF-8 (the
+// caller checks; an invalid string is a *track.ValidationError here).
+func (c V1Call) Op(body []byte) (*track.Op, error) {
 	op, err := c.mapOp(body)
 	if err != nil {
 		return nil, err
 	}
-	if err := ValidateOp(op); err != nil {
-		var ve *ValidationError
-		if !errors.As(err, &ve) || ve.Field != "" || ve.Limit != MaxOpBytes {
+	if err := track.ValidateOp(op); err != nil {
+		var ve *track.ValidationError
+		if !errors.As(err, &ve) || ve.Field != "" || ve.Limit != track.MaxOpBytes {
 			return nil, err
 		}
 	}
 	return op, nil
 }
 
-func (c V1Call) mapOp(body []byte) (*Op, error) {
-	person := func(action Action) *Op {
-		ids := IdentifiersFromV1(c.Params[0])
-		return &Op{Type: "person", Action: action, Identifiers: &ids}
+func (c V1Call) mapOp(body []byte) (*track.Op, error) {
+	person := func(action track.Action) *track.Op {
+		ids := track.IdentifiersFromV1(c.Params[0])
+		return &track.Op{Type: "person", Action: action, Identifiers: &ids}
 	}
 	switch c.Name {
 	case V1Identify:
-		return v1Identify(person(ActionIdentify), body)
+		return v1Identify(person(track.ActionIdentify), body)
 	case V1Delete:
-		return person(ActionDelete), nil
+		return person(track.ActionDelete), nil
 	case V1Suppress:
-		return person(ActionSuppress), nil
+		return person(track.ActionSuppress), nil
 	case V1Unsuppress:
-		return person(ActionUnsuppress), nil
+		return person(track.ActionUnsuppress), nil
 	case V1Track:
 		ev, err := decodeV1Event(body)
 		if err != nil {
@@ -214,7 +209,7 @@ func (c V1Call) mapOp(body []byte) (*Op, error) {
 		if ev.anonymousID != "" {
 			return nil, malformed("anonymous_id: only for POST /api/v1/events")
 		}
-		return v1Event(ev, IdentifiersFromV1(c.Params[0]))
+		return v1Event(ev, track.IdentifiersFromV1(c.Params[0]))
 	case V1TrackAnonymous:
 		ev, err := decodeV1Event(body)
 		if err != nil {
@@ -225,19 +220,19 @@ func (c V1Call) mapOp(body []byte) (*Op, error) {
 			// event naming data.recipient); a v2 op needs a person.
 			return nil, invalid("identifiers", "an anonymous event needs anonymous_id: cioq delivers through the v2 API, which has no event without a person")
 		}
-		return v1Event(ev, Identifiers{AnonymousID: ev.anonymousID})
+		return v1Event(ev, track.Identifiers{AnonymousID: ev.anonymousID})
 	case V1AddDevice:
-		return v1AddDevice(person(ActionAddDevice), body)
+		return v1AddDevice(person(track.ActionAddDevice), body)
 	case V1DeleteDevice:
-		op := person(ActionDeleteDevice)
-		op.Device = &Device{Token: c.Params[1]}
+		op := person(track.ActionDeleteDevice)
+		op.Device = &track.Device{Token: c.Params[1]}
 		return op, nil
 	case V1Merge:
 		var req struct {
 			Primary   map[string]any `json:"primary"`
 			Secondary map[string]any `json:"secondary"`
 		}
-		if err := decodeStrict(body, &req); err != nil {
+		if err := decodeV1(body, &req); err != nil {
 			if ve := asValidation(err); ve != nil {
 				return nil, ve
 			}
@@ -251,17 +246,17 @@ func (c V1Call) mapOp(body []byte) (*Op, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &Op{Type: "person", Action: ActionMerge, Primary: primary, Secondary: secondary}, nil
+		return &track.Op{Type: "person", Action: track.ActionMerge, Primary: primary, Secondary: secondary}, nil
 	}
 	return nil, &RouteError{StatusCode: http.StatusNotFound}
 }
 
-func v1Identify(op *Op, body []byte) (*Op, error) {
+func v1Identify(op *track.Op, body []byte) (*track.Op, error) {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return op, nil
 	}
 	var attrs map[string]any
-	if err := decodeStrict(body, &attrs); err != nil {
+	if err := decodeV1(body, &attrs); err != nil {
 		if ve := asValidation(err); ve != nil {
 			return nil, ve
 		}
@@ -273,7 +268,7 @@ func v1Identify(op *Op, body []byte) (*Op, error) {
 		// attribute it would be stored on the person: never forward it.
 		delete(attrs, "_update")
 		if u != false {
-			return nil, &ValidationError{Field: "_update", Reason: "an update-only identify (_update: true) has no " +
+			return nil, &track.ValidationError{Field: "_update", Reason: "an update-only identify (_update: true) has no " +
 				"v2 form and cioq delivers v2 batches: send the identify without _update"}
 		}
 	}
@@ -308,7 +303,7 @@ type v1EventBody struct {
 
 func decodeV1Event(body []byte) (v1EventBody, error) {
 	var ev v1EventBody
-	if err := decodeStrict(body, &ev); err != nil {
+	if err := decodeV1(body, &ev); err != nil {
 		if ve := asValidation(err); ve != nil {
 			return ev, ve
 		}
@@ -327,25 +322,25 @@ func decodeV1Event(body []byte) (v1EventBody, error) {
 	return ev, nil
 }
 
-func v1Event(ev v1EventBody, ids Identifiers) (*Op, error) {
-	action := ActionEvent
+func v1Event(ev v1EventBody, ids track.Identifiers) (*track.Op, error) {
+	action := track.ActionEvent
 	switch ev.Type {
 	case "", "event":
 	case "page":
-		action = ActionPage
+		action = track.ActionPage
 	case "screen":
-		action = ActionScreen
+		action = track.ActionScreen
 	default:
 		return nil, malformed(`type: must be "event", "page" or "screen"`)
 	}
-	op := &Op{Type: "person", Action: action, Name: ev.Name, ID: ev.id, Timestamp: ev.timestamp, Attributes: ev.Data}
+	op := &track.Op{Type: "person", Action: action, Name: ev.Name, ID: ev.id, Timestamp: ev.timestamp, Attributes: ev.Data}
 	if !ids.IsZero() {
 		op.Identifiers = &ids
 	}
 	return op, nil
 }
 
-func v1AddDevice(op *Op, body []byte) (*Op, error) {
+func v1AddDevice(op *track.Op, body []byte) (*track.Op, error) {
 	var req struct {
 		Device *struct {
 			ID         any            `json:"id"`
@@ -354,7 +349,7 @@ func v1AddDevice(op *Op, body []byte) (*Op, error) {
 			Attributes map[string]any `json:"attributes,omitempty"`
 		} `json:"device"`
 	}
-	if err := decodeStrict(body, &req); err != nil {
+	if err := decodeV1(body, &req); err != nil {
 		if ve := asValidation(err); ve != nil {
 			return nil, ve
 		}
@@ -369,36 +364,27 @@ func v1AddDevice(op *Op, body []byte) (*Op, error) {
 		if err != nil {
 			return nil, v1FieldError("device.last_used", err)
 		}
-		op.Device = &Device{Token: token, Platform: d.Platform, LastUsed: lastUsed, Attributes: d.Attributes}
+		op.Device = &track.Device{Token: token, Platform: d.Platform, LastUsed: lastUsed, Attributes: d.Attributes}
 	}
 	return op, nil
 }
 
-// asValidation returns err's *ValidationError (a duplicate key or an
-// out-of-range number found by checkJSON), or nil.
-func asValidation(err error) *ValidationError {
-	var ve *ValidationError
+// asValidation returns err's *track.ValidationError (a duplicate key or an
+// out-of-range number found by track.CheckJSON), or nil.
+func asValidation(err error) *track.ValidationError {
+	var ve *track.ValidationError
 	if errors.As(err, &ve) {
 		return ve
 	}
 	return nil
 }
 
-// decodeStrict decodes exactly one JSON value into v, rejecting unknown
-// fields and trailing data; numbers in maps and in fields of type any
-// decode as json.Number.
-func decodeStrict(b []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	dec.UseNumber()
-	if err := dec.Decode(v); err != nil {
+// decodeV1 is DecodeStrict plus what the Track API refuses that
+// encoding/json takes silently (track.CheckJSON: a duplicate key, a number
+// out of range).
+func decodeV1(b []byte, v any) error {
+	if err := DecodeStrict(b, v); err != nil {
 		return err
 	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return errors.New("trailing data after the JSON value")
-	}
-	if err := checkJSON(b); err != nil {
-		return err
-	}
-	return nil
+	return track.CheckJSON(b)
 }
