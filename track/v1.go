@@ -134,7 +134,7 @@ func (c *Client) AddDevice(ctx context.Context, id string, d V1Device) error {
 	if err := checkString("device.platform", "platform", d.Platform, MaxAttributeNameBytes); err != nil {
 		return err
 	}
-	if d.LastUsed < 0 || d.LastUsed > maxTimestamp {
+	if d.LastUsed < 0 || d.LastUsed > MaxTimestamp {
 		return invalid("device.last_used", "must be unix seconds (not milliseconds), not negative")
 	}
 	if err := validateAttrMap("device.attributes", d.Attributes, true); err != nil {
@@ -189,7 +189,7 @@ func (ev Event) validate() error {
 	if err := checkString("id", "event id", ev.ID, MaxIdentifierBytes); err != nil {
 		return err
 	}
-	if ev.Timestamp < 0 || ev.Timestamp > maxTimestamp {
+	if ev.Timestamp < 0 || ev.Timestamp > MaxTimestamp {
 		return invalid("timestamp", "must be unix seconds (not milliseconds), not negative")
 	}
 	if err := validateAttrMap("data", ev.Data, false); err != nil {

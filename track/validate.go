@@ -38,9 +38,9 @@ const (
 // to MaxOpBytes, a v2 limit.
 const MaxV1BodyBytes = MaxEventDataBytes + MaxOpBytes
 
-// maxTimestamp is the largest accepted unix time in seconds (year 2286): a
+// MaxTimestamp is the largest accepted unix time in seconds (year 2286): a
 // larger value is almost always milliseconds.
-const maxTimestamp = 9_999_999_999
+const MaxTimestamp = 9_999_999_999
 
 // maxNesting bounds how deep attribute values may nest.
 const maxNesting = 64
@@ -265,7 +265,7 @@ func validateShape(op *Op) error {
 	if err := validateEventFields(op); err != nil {
 		return err
 	}
-	if op.Timestamp < 0 || op.Timestamp > maxTimestamp {
+	if op.Timestamp < 0 || op.Timestamp > MaxTimestamp {
 		return invalid("timestamp", "must be unix seconds (not milliseconds), not negative")
 	}
 	if err := validateDevice(op); err != nil {
@@ -383,7 +383,7 @@ func validateDevice(op *Op) error {
 	if err := checkString("device.platform", "platform", d.Platform, MaxAttributeNameBytes); err != nil {
 		return err
 	}
-	if d.LastUsed < 0 || d.LastUsed > maxTimestamp {
+	if d.LastUsed < 0 || d.LastUsed > MaxTimestamp {
 		return invalid("device.last_used", "must be unix seconds (not milliseconds), not negative")
 	}
 	return validateAttrMap("device.attributes", d.Attributes, true)

@@ -47,7 +47,7 @@ func v1Text(v any) (string, error) {
 // v1Seconds reads a v1 unix time: a JSON number, or a string holding one.
 // A fraction of a second is dropped when dropFraction is set, else it is an
 // error. nil (absent or null) and "" are 0 (none). The result is within
-// [0, maxTimestamp]: a larger value is almost always milliseconds.
+// [0, track.MaxTimestamp]: a larger value is almost always milliseconds.
 func v1Seconds(v any, dropFraction bool) (int64, error) {
 	var s string
 	switch x := v.(type) {
@@ -65,7 +65,7 @@ func v1Seconds(v any, dropFraction bool) (int64, error) {
 	}
 	const outOfRange = "must be unix seconds (not milliseconds), not negative"
 	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
-		if n < 0 || n > maxTimestamp {
+		if n < 0 || n > track.MaxTimestamp {
 			return 0, errors.New(outOfRange)
 		}
 		return n, nil
@@ -77,7 +77,7 @@ func v1Seconds(v any, dropFraction bool) (int64, error) {
 	if f != math.Trunc(f) && !dropFraction {
 		return 0, errors.New("must be a whole number of unix seconds")
 	}
-	if f < 0 || f > maxTimestamp {
+	if f < 0 || f > track.MaxTimestamp {
 		return 0, errors.New(outOfRange)
 	}
 	return int64(f), nil
@@ -118,10 +118,6 @@ func v1Identifiers(field string, m map[string]any) (*track.Identifiers, error) {
 func v1FieldError(field string, err error) *MalformedError {
 	return &MalformedError{Reason: fmt.Sprintf("%s: %s", field, err.Error())}
 }
-
-// maxTimestamp is track's largest accepted unix time in seconds (year
-// 2286): a larger value is almost always milliseconds.
-const maxTimestamp = 9_999_999_999
 
 // fieldPath names a map key in an error, bounded and printable (as track
 // does).
