@@ -142,7 +142,7 @@ func TestCall_ActionAndPerson(t *testing.T) {
 		require.Equal(t, tt.wantAction, tt.call.Action(), "%+v", tt.call)
 		require.Equal(t, tt.wantPerson, tt.call.Person().Key(), "%+v", tt.call)
 	}
-	require.True(t, (&cdp.Call{Type: cdp.TypeTrack, UserID: "u", Event: cdp.EventUserDeleted}).Action().IsTombstone())
+	require.Equal(t, track.ActionDelete, (&cdp.Call{Type: cdp.TypeTrack, UserID: "u", Event: cdp.EventUserDeleted}).Action())
 	require.True(t, cdp.IsSemantic(cdp.EventObjectDeleted))
 	require.False(t, cdp.IsSemantic("purchase"))
 }

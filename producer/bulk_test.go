@@ -127,7 +127,7 @@ func TestEnqueueBulk(t *testing.T) {
 			require.NoError(t, err)
 			pl, err := task.Decode(info.Payload)
 			require.NoError(t, err)
-			require.True(t, pl.Action.IsCritical())
+			require.True(t, task.Critical(pl.Action))
 		}
 		store := idempotency.New(redis.NewClient(b.db.Options()), idempotency.Config{Prefix: b.prefix})
 		tb, err := store.Tombstone(ctx, producer.DefaultWorkspace, "id:u7")

@@ -52,18 +52,6 @@ func (a Action) IsEvent() bool {
 	return a == ActionEvent || a == ActionPage || a == ActionScreen
 }
 
-// IsCritical reports whether a belongs on the critical lane: operations that
-// remove or block a person, which must never wait behind bulk traffic.
-func (a Action) IsCritical() bool {
-	return a == ActionSuppress || a == ActionUnsuppress || a == ActionDelete
-}
-
-// IsTombstone reports whether a, once enqueued, makes older queued updates for
-// the same person obsolete (delete and suppress).
-func (a Action) IsTombstone() bool {
-	return a == ActionSuppress || a == ActionDelete
-}
-
 // Identifiers names one person. Exactly one of ID, Email, CioID (or Phone) is
 // set for a person op; AnonymousID alone names an anonymous person in an event.
 type Identifiers struct {

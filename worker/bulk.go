@@ -71,20 +71,11 @@ func (w *Worker) bulkServer(base asynq.Config) *asynq.Server {
 func (w *Worker) processBulk(ctx context.Context, t *asynq.Task) error {
 	b, err := task.BulkFromTask(t)
 	if err != nil {
-		w.log.ErrorContext(ctx, "undecodable task", "type", t.Type(), "error", err.Error())
-		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+		return w.undecodable(ctx, t, err)
 	}
-	ws := w.ws[b.Workspace]
-	if ws == nil {
-		w.m.Unknown.Inc()
-		w.log.ErrorContext(ctx, "bulk task for a workspace this worker does not serve", "workspace", b.Workspace,
-			"ops", len(b.Ops))
-		return &DelayError{Reason: ReasonUnknown, After: time.Minute}
-	}
-	if b.API == task.APIPipelines {
-		if ws = w.pl[b.Workspace]; ws == nil {
-			return w.noPipelines(ctx, b.Workspace, len(b.Ops))
-		}
+	ws, err := w.route(ctx, b.Workspace, b.API, len(b.Ops))
+	if err != nil {
+		return err
 	}
 	items := make([]*item, len(b.Ops))
 	for i, p := range b.Ops {

@@ -182,23 +182,40 @@ func (w *Worker) Handler() asynq.Handler {
 	return mux
 }
 
+// undecodable answers a task whose payload cioq cannot read: it never
+// becomes readable, so it is not retried.
+func (w *Worker) undecodable(ctx context.Context, t *asynq.Task, err error) error {
+	w.log.ErrorContext(ctx, "undecodable task", "type", t.Type(), "error", err.Error())
+	return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+}
+
+// route returns the sender of a task's workspace and API, the step every
+// task handler (single op and bulk) takes after decoding. A task for a
+// workspace this worker does not serve, or for a Pipelines workspace it has
+// no key for, goes back to the queue without a failure (the error).
+func (w *Worker) route(ctx context.Context, workspace string, api task.API, ops int) (*workspace, error) {
+	ws := w.ws[workspace]
+	if ws == nil {
+		w.m.Unknown.Inc()
+		w.log.ErrorContext(ctx, "task for a workspace this worker does not serve", "workspace", workspace, "ops", ops)
+		return nil, &DelayError{Reason: ReasonUnknown, After: time.Minute}
+	}
+	if api == task.APIPipelines {
+		if ws = w.pl[workspace]; ws == nil {
+			return nil, w.noPipelines(ctx, workspace, ops)
+		}
+	}
+	return ws, nil
+}
+
 func (w *Worker) processTask(ctx context.Context, t *asynq.Task) error {
 	p, err := task.FromTask(t)
 	if err != nil {
-		// A payload cioq cannot read will never become readable.
-		w.log.ErrorContext(ctx, "undecodable task", "type", t.Type(), "error", err.Error())
-		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+		return w.undecodable(ctx, t, err)
 	}
-	ws := w.ws[p.Workspace]
-	if ws == nil {
-		w.m.Unknown.Inc()
-		w.log.ErrorContext(ctx, "task for a workspace this worker does not serve", "workspace", p.Workspace, "op_id", p.OpID)
-		return &DelayError{Reason: ReasonUnknown, After: time.Minute}
-	}
-	if p.API == task.APIPipelines {
-		if ws = w.pl[p.Workspace]; ws == nil {
-			return w.noPipelines(ctx, p.Workspace, 1)
-		}
+	ws, err := w.route(ctx, p.Workspace, p.API, 1)
+	if err != nil {
+		return err
 	}
 	it := taskItem(ctx, p)
 	ctx, end := w.observeTask(ctx, t, it)
