@@ -226,3 +226,75 @@ func TestEndpointFaultIsRetriedNotDeadLettered(t *testing.T) {
 		})
 	}
 }
+
+// TestReplayAfterTheTombstoneTTLIsRefused: a dead-lettered update older than
+// the tombstone TTL could re-create a person deleted since (the tombstone
+// that would drop it has expired), so its replay is refused with a typed
+// error and nothing is queued; --force (ReplayOptions.Force) sends it. A
+// delete of the same age is not an update and replays as it is.
+func TestReplayAfterTheTombstoneTTLIsRefused(t *testing.T) {
+	t.Parallel()
+	e := setup(t, fake.Options{})
+	ctx := context.Background()
+	dlq := worker.NewDeadLetters(e.db.Client, worker.DeadLetterConfig{TombstoneTTL: time.Hour})
+	old := time.Now().Add(-2 * time.Hour)
+	update := worker.DeadLetter{Workspace: producer.DefaultWorkspace, OpID: "old-identify", Action: string(track.ActionIdentify),
+		Person: "id:gone", Reason: "retries exhausted", EnqueuedAt: old, Timestamp: old.Unix(), DeadAt: old,
+		Op: []byte(fmt.Sprintf(`{"type":"person","action":"identify","identifiers":{"id":"gone"},"timestamp":%d,"attributes":{"plan":"pro"}}`, old.Unix()))}
+	// The delete came first: the identify was queued a second later.
+	del := update
+	del.OpID, del.Action, del.EnqueuedAt, del.Timestamp = "old-delete", string(track.ActionDelete), old.Add(-time.Second), old.Unix()-1
+	del.Op = []byte(fmt.Sprintf(`{"type":"person","action":"delete","identifiers":{"id":"gone"},"timestamp":%d}`, old.Unix()-1))
+	require.NoError(t, dlq.Add(ctx, []worker.DeadLetter{update, del}))
+
+	_, err := dlq.Replay(ctx, &update, worker.ReplayOptions{})
+	var tooOld *worker.TooOldError
+	require.ErrorAs(t, err, &tooOld)
+	require.ErrorIs(t, err, worker.ErrReplayTooOld)
+	require.Contains(t, err.Error(), "--force")
+	n, err := dlq.Count(ctx, producer.DefaultWorkspace)
+	require.NoError(t, err)
+	require.EqualValues(t, 2, n, "a refused replay leaves the dead letter where it was")
+	for _, q := range []string{task.QueueDefault, task.QueueCritical} {
+		info, err := e.insp.GetQueueInfo(q)
+		if err == nil {
+			require.Zero(t, info.Size, "nothing queued in %s", q)
+		}
+	}
+
+	dup, err := dlq.Replay(ctx, &del, worker.ReplayOptions{})
+	require.NoError(t, err, "a delete is not an update: it replays without --force")
+	require.False(t, dup)
+	dup, err = dlq.Replay(ctx, &update, worker.ReplayOptions{Force: true})
+	require.NoError(t, err)
+	require.False(t, dup)
+	n, err = dlq.Count(ctx, producer.DefaultWorkspace)
+	require.NoError(t, err)
+	require.Zero(t, n)
+
+	e.startWorker(t, nil)
+	e.waitFor(t, "both replayed ops delivered", 30*time.Second, func() bool { return e.fake.Ledger().UniqueOps == 2 })
+	require.Equal(t, map[string]any{"plan": "pro"}, e.person(t, "id:gone").Attributes,
+		"forced, the old identify is sent after the delete and re-creates the person: what --force is for")
+}
+
+// TestOpsStopWaitingForAnOpNoLongerQueued: a person's later ops wait for
+// their older barrier (here a delete); when that op's task is gone from the
+// queue (deleted by hand, or never written), the waiting identify must not
+// wait for it for the registration's whole TTL: once the registration is
+// older than OrphanAfter a worker checks the task, removes the orphaned
+// registration and the identify goes out.
+func TestOpsStopWaitingForAnOpNoLongerQueued(t *testing.T) {
+	t.Parallel()
+	e := setup(t, fake.Options{})
+	ctx := context.Background()
+	del, err := e.prod.Delete(ctx, "orphaned")
+	require.NoError(t, err)
+	_, err = e.prod.Identify(ctx, "orphaned", map[string]any{"plan": "pro"})
+	require.NoError(t, err)
+	require.NoError(t, e.insp.DeleteTask(task.Queue(producer.DefaultWorkspace, track.ActionDelete), del.TaskID))
+	e.startWorker(t, func(c *worker.Config) { c.OrphanAfter = 200 * time.Millisecond })
+	e.waitFor(t, "the identify delivered once its blocker's registration is found orphaned", 30*time.Second,
+		func() bool { return e.fake.Ledger().UniqueOps == 1 })
+	require.Equal(t, map[string]any{"plan": "pro"}, e.person(t, "id:orphaned").Attributes)
+}
