@@ -4,10 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-	"strings"
 	"testing"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/cioq/cioq/idempotency"
 	"github.com/cioq/cioq/internal/redistest"
@@ -40,33 +37,17 @@ func BenchmarkClaimMarkDone(b *testing.B) {
 				for j := range items {
 					items[j].Stamp = stamps[j]
 				}
-				c0 := redisCPU(b, db.Client)
+				c0 := redistest.CPUSeconds(b, db.Client)
 				if _, err := store.Claim(ctx, "ws", items); err != nil {
 					b.Fatal(err)
 				}
 				if err := store.MarkDone(ctx, "ws", items); err != nil {
 					b.Fatal(err)
 				}
-				cpu += redisCPU(b, db.Client) - c0
+				cpu += redistest.CPUSeconds(b, db.Client) - c0
 				ops += batch
 			}
 			b.ReportMetric(1e6*cpu/float64(ops), "redis-µs/op")
 		})
 	}
-}
-
-func redisCPU(tb testing.TB, c *redis.Client) float64 {
-	info, err := c.Info(context.Background(), "cpu").Result()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	total := 0.0
-	for _, line := range strings.Split(info, "\r\n") {
-		k, v, ok := strings.Cut(line, ":")
-		if ok && (k == "used_cpu_user" || k == "used_cpu_sys") {
-			f, _ := strconv.ParseFloat(v, 64)
-			total += f
-		}
-	}
-	return total
 }

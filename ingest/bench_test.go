@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -15,6 +13,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/cioq/cioq/internal/redistest"
 	"github.com/cioq/cioq/track"
 )
 
@@ -68,7 +67,7 @@ func benchIngestVUs(b *testing.B, vus int, call func(ctx context.Context, c *tra
 	var failed atomic.Int64
 	var firstErr atomic.Value
 	b.ResetTimer()
-	cpu0, redis0 := processCPU(), redisCPU(b, bd)
+	cpu0, redis0 := processCPU(), redistest.CPUSeconds(b, bd.db.Client)
 	start := time.Now()
 	var wg sync.WaitGroup
 	for vu := range vus {
@@ -89,7 +88,7 @@ func benchIngestVUs(b *testing.B, vus int, call func(ctx context.Context, c *tra
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	cpu, redisSec := processCPU()-cpu0, redisCPU(b, bd)-redis0
+	cpu, redisSec := processCPU()-cpu0, redistest.CPUSeconds(b, bd.db.Client)-redis0
 	b.StopTimer()
 	require.Zero(b, failed.Load(), "failed requests; first: %v", firstErr.Load())
 	all := slices.Concat(lat...)
@@ -111,19 +110,4 @@ func processCPU() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// redisCPU returns the CPU seconds (user + system) the Redis server has used.
-func redisCPU(tb testing.TB, bd *bundle) float64 {
-	info, err := bd.db.Client.Info(context.Background(), "cpu").Result()
-	require.NoError(tb, err)
-	total := 0.0
-	for _, line := range strings.Split(info, "\r\n") {
-		k, v, ok := strings.Cut(line, ":")
-		if ok && (k == "used_cpu_user" || k == "used_cpu_sys") {
-			f, _ := strconv.ParseFloat(v, 64)
-			total += f
-		}
-	}
-	return total
 }

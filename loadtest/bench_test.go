@@ -196,21 +196,6 @@ func enqueueConcurrently(tb testing.TB, n, g int, fn func(i int) error) []time.D
 	return lat
 }
 
-// redisCPU returns the Redis server's used CPU seconds (user + sys).
-func redisCPU(tb testing.TB, c *redis.Client) float64 {
-	info, err := c.Info(context.Background(), "cpu").Result()
-	require.NoError(tb, err)
-	total := 0.0
-	for _, line := range strings.Split(info, "\r\n") {
-		k, v, ok := strings.Cut(line, ":")
-		if ok && (k == "used_cpu_user" || k == "used_cpu_sys") {
-			f, _ := strconv.ParseFloat(v, 64)
-			total += f
-		}
-	}
-	return total
-}
-
 func percentile(d []time.Duration, p float64) time.Duration {
 	if len(d) == 0 {
 		return 0
@@ -249,7 +234,7 @@ func BenchmarkDelivery(b *testing.B) {
 		})
 		insp := asynq.NewInspector(db.ConnOpt())
 		bare := startChild(b, "bare", db, "")
-		cpu0 := redisCPU(b, db.Client)
+		cpu0 := redistest.CPUSeconds(b, db.Client)
 		bareCPU0 := bare.cpu()
 		t0 := time.Now()
 		waitUntil(b, 5*time.Minute, func() bool {
@@ -258,7 +243,7 @@ func BenchmarkDelivery(b *testing.B) {
 		})
 		bareWall := time.Since(t0).Seconds()
 		bareRate := float64(n) / bareWall
-		bareRedisSec := redisCPU(b, db.Client) - cpu0
+		bareRedisSec := redistest.CPUSeconds(b, db.Client) - cpu0
 		bareRedis := bareRedisSec / bareWall
 		bareProcSec := bare.cpu() - bareCPU0
 		bareRSS := bare.peakRSS()
@@ -282,13 +267,13 @@ func BenchmarkDelivery(b *testing.B) {
 			return err
 		})
 		w := startChild(b, "cioq", db, srv.URL)
-		cpu0 = redisCPU(b, db.Client)
+		cpu0 = redistest.CPUSeconds(b, db.Client)
 		cioqCPU0 := w.cpu()
 		t0 = time.Now()
 		waitUntil(b, 5*time.Minute, func() bool { return srv.Ledger().UniqueOps >= int64(n) })
 		cioqWall := time.Since(t0).Seconds()
 		cioqRate := float64(n) / cioqWall
-		cioqRedisSec := redisCPU(b, db.Client) - cpu0
+		cioqRedisSec := redistest.CPUSeconds(b, db.Client) - cpu0
 		cioqRedis := cioqRedisSec / cioqWall
 		cioqProcSec := w.cpu() - cioqCPU0
 		l := srv.Ledger()

@@ -130,13 +130,13 @@ func BenchmarkPipelines(b *testing.B) {
 			})
 			side.enqueueRate = float64(n) / time.Since(t0).Seconds()
 			w := startBothChild(b, db, trackSrv.URL, cdpSrv.URL)
-			cpu0, wcpu0 := redisCPU(b, db.Client), w.cpu()
+			cpu0, wcpu0 := redistest.CPUSeconds(b, db.Client), w.cpu()
 			t0 = time.Now()
 			waitUntil(b, 5*time.Minute, func() bool { return unique() >= int64(n) })
 			wall := time.Since(t0).Seconds()
 			side.rate = float64(n) / wall
 			k := float64(n) / 1000
-			side.redisCPU = 1000 * (redisCPU(b, db.Client) - cpu0) / k
+			side.redisCPU = 1000 * (redistest.CPUSeconds(b, db.Client) - cpu0) / k
 			side.workerCPU = 1000 * (w.cpu() - wcpu0) / k
 			w.stop()
 		}
